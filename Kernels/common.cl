@@ -1,0 +1,104 @@
+/*
+ * common.cl -- precision / vector helpers shared by every kernel family.
+ * This file is concatenated (followed by a newline) in front of the kernel
+ * family source (e.g. gemm.cl) and compiled as one OpenCL C 1.2 program.
+ *
+ * Defines (all optional):
+ *   PRECISION  32 (default): storage type `real` is float.
+ *              16          : storage type `real` is half. Only the
+ *                            vload_half* / vstore_half*_rte built-ins touch
+ *                            the data, so cl_khr_fp16 is NOT required.
+ *   HALF_MATH  0 (default) or 1. 1 may only be passed when the device reports
+ *              cl_khr_fp16; it enables the extension pragma. All helpers
+ *              below still convert to float and arithmetic stays in float
+ *              (accumulation is always float), so 0 and 1 give the same
+ *              results; 1 only makes half arithmetic available to kernels.
+ *
+ * Provided:
+ *   real                     storage element type (float or half)
+ *   FLOATV(W)                float vector type of width W (1 -> float)
+ *   LOADF(W, p, i)           W storage elements at p + i  -> FLOATV(W)
+ *   STOREF(W, p, i, v)       FLOATV(W) v -> W storage elements at p + i
+ *                            (half: round to nearest even)
+ *   LOAD1(p, i), STORE1(p, i, v)   scalar shorthands of the above
+ *   FLOAD(W, p, i), FSTORE(W, p, i, v)   same for plain float pointers in
+ *                            any address space (private/local/global)
+ *   MADD(a, b, c)            a*b + c (fma by default; -DUSE_MAD=1 -> mad())
+ * No alignment beyond the element size is required by any helper.
+ * W is one of 1, 2, 4, 8, 16 and may be a macro.
+ */
+#ifndef PRECISION
+#define PRECISION 32
+#endif
+#ifndef HALF_MATH
+#define HALF_MATH 0
+#endif
+#ifndef USE_MAD
+#define USE_MAD 0
+#endif
+
+#define CL_CAT_(a, b) a##b
+#define CL_CAT(a, b) CL_CAT_(a, b)
+
+#define FLOATV1 float
+#define FLOATV2 float2
+#define FLOATV4 float4
+#define FLOATV8 float8
+#define FLOATV16 float16
+#define FLOATV(W) CL_CAT(FLOATV, W)
+
+#if PRECISION == 16
+  #if HALF_MATH
+    #pragma OPENCL EXTENSION cl_khr_fp16 : enable
+  #endif
+  typedef half real;
+  #define LOADF1(p, i)  vload_half(0, (p) + (i))
+  #define LOADF2(p, i)  vload_half2(0, (p) + (i))
+  #define LOADF4(p, i)  vload_half4(0, (p) + (i))
+  #define LOADF8(p, i)  vload_half8(0, (p) + (i))
+  #define LOADF16(p, i) vload_half16(0, (p) + (i))
+  #define STOREF1(p, i, v)  vstore_half_rte((v), 0, (p) + (i))
+  #define STOREF2(p, i, v)  vstore_half2_rte((v), 0, (p) + (i))
+  #define STOREF4(p, i, v)  vstore_half4_rte((v), 0, (p) + (i))
+  #define STOREF8(p, i, v)  vstore_half8_rte((v), 0, (p) + (i))
+  #define STOREF16(p, i, v) vstore_half16_rte((v), 0, (p) + (i))
+#elif PRECISION == 32
+  typedef float real;
+  #define LOADF1(p, i)  ((p)[(i)])
+  #define LOADF2(p, i)  vload2(0, (p) + (i))
+  #define LOADF4(p, i)  vload4(0, (p) + (i))
+  #define LOADF8(p, i)  vload8(0, (p) + (i))
+  #define LOADF16(p, i) vload16(0, (p) + (i))
+  #define STOREF1(p, i, v)  ((p)[(i)] = (v))
+  #define STOREF2(p, i, v)  vstore2((v), 0, (p) + (i))
+  #define STOREF4(p, i, v)  vstore4((v), 0, (p) + (i))
+  #define STOREF8(p, i, v)  vstore8((v), 0, (p) + (i))
+  #define STOREF16(p, i, v) vstore16((v), 0, (p) + (i))
+#else
+  #error "PRECISION must be 32 or 16"
+#endif
+
+#define LOADF(W, p, i)     CL_CAT(LOADF, W)(p, i)
+#define STOREF(W, p, i, v) CL_CAT(STOREF, W)(p, i, v)
+#define LOAD1(p, i)        LOADF1(p, i)
+#define STORE1(p, i, v)    STOREF1(p, i, v)
+
+/* plain float memory (panels, local tiles, private arrays) */
+#define FLOAD1(p, i)  ((p)[(i)])
+#define FLOAD2(p, i)  vload2(0, (p) + (i))
+#define FLOAD4(p, i)  vload4(0, (p) + (i))
+#define FLOAD8(p, i)  vload8(0, (p) + (i))
+#define FLOAD16(p, i) vload16(0, (p) + (i))
+#define FSTORE1(p, i, v)  ((p)[(i)] = (v))
+#define FSTORE2(p, i, v)  vstore2((v), 0, (p) + (i))
+#define FSTORE4(p, i, v)  vstore4((v), 0, (p) + (i))
+#define FSTORE8(p, i, v)  vstore8((v), 0, (p) + (i))
+#define FSTORE16(p, i, v) vstore16((v), 0, (p) + (i))
+#define FLOAD(W, p, i)     CL_CAT(FLOAD, W)(p, i)
+#define FSTORE(W, p, i, v) CL_CAT(FSTORE, W)(p, i, v)
+
+#if USE_MAD
+  #define MADD(a, b, c) mad((a), (b), (c))
+#else
+  #define MADD(a, b, c) fma((a), (b), (c))
+#endif

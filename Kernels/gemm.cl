@@ -1,0 +1,674 @@
+/*
+ * gemm.cl -- GEMM kernel family. Compiled as common.cl + "\n" + gemm.cl.
+ *
+ *   C = alpha * op(A) * op(B) + beta * C      (all matrices row-major)
+ *
+ * op(A) is M x K:  TRANSA=0: (m,k) at A[m*lda + k];  TRANSA=1: (m,k) at A[k*lda + m]
+ * op(B) is K x N:  TRANSB=0: (k,n) at B[k*ldb + n];  TRANSB=1: (k,n) at B[n*ldb + k]
+ * C is M x N, (m,n) at C[m*ldc + n].
+ * Batch b: matrix starts at X + offX + b*strideX (X = A, B, C).
+ * beta == 0: C is never read (NaN in C does not propagate).
+ * Every M, N, K >= 1 is supported by every kernel for every valid
+ * configuration; no out-of-bounds access is ever made (edge tiles use
+ * clamped, always-valid load addresses and guarded stores).
+ * Storage is `real` (PRECISION=32: float, 16: half); all arithmetic and
+ * all intermediate buffers (local tiles, panels, split-K partials) are float.
+ *
+ * Common defines: TRANSA, TRANSB in {0,1} (default 0).
+ *
+ * ---------------------------------------------------------------------------
+ * 1. xgemm  (local-memory tiled kernel on the user's layout)
+ *   Defines (default): MWG(64) NWG(64) KWG(16) MDIMC(16) NDIMC(16) MDIMA(16)
+ *     NDIMB(16) KWI(2) VWM(2) VWN(2) STRM(0) STRN(0) SA(1) SB(1) KSPLIT(1)
+ *     VWM, VWN in {1,2,4,8,16}; STRM, STRN, SA, SB in {0,1}; KSPLIT >= 1.
+ *   Derived: MWI = MWG/MDIMC, NWI = NWG/NDIMC (outputs per thread),
+ *     NT = MDIMC*NDIMC, KDIMA = NT/MDIMA, KDIMB = NT/NDIMB.
+ *   Host must enforce:
+ *     KWG % KWI == 0; MWG % (MDIMC*VWM) == 0; NWG % (NDIMC*VWN) == 0;
+ *     NT % MDIMA == 0; NT % NDIMB == 0;
+ *     if SA: MWG % (MDIMA*VWM) == 0 and KWG % KDIMA == 0;
+ *     if SB: NWG % (NDIMB*VWN) == 0 and KWG % KDIMB == 0;
+ *     NT <= device max work-group size;
+ *     local memory bytes = 4 * (SA*KWG*MWG + SB*KWG*NWG)   (always float,
+ *       also for PRECISION=16) <= device local memory size.
+ *   NDRange: global = (ceil(N/NWG)*NDIMC, ceil(M/MWG)*MDIMC, batch*KSPLIT),
+ *            local  = (NDIMC, MDIMC, 1).   get_group_id(2) = b*KSPLIT + kz.
+ *   KSPLIT == 1: C written with alpha/beta, `partial` unused (any valid buffer).
+ *   KSPLIT  > 1: slice kz covers k in [kz*kc, min(K,(kz+1)*kc)),
+ *     kc = ceil(ceil(K/KSPLIT)/KWG)*KWG (an empty slice writes zeros); writes
+ *     alpha*acc to partial[(b*KSPLIT+kz)*M*N + m*N + n]; C untouched.
+ *     partial must hold batch*KSPLIT*M*N floats. Then run gemm_splitk_reduce.
+ *
+ * 2. gemm_splitk_reduce   (define KSPLIT, same value as for xgemm)
+ *   C[m,n] = sum_kz partial[(b*KSPLIT+kz)*M*N + m*N + n] + beta*C[m,n]
+ *   NDRange: global = (roundup(N,16), M, batch), local = (16,1,1) or NULL.
+ *   (Any global >= (N, M, batch) works: out-of-range items return.)
+ *
+ * 3. gemm_direct   (small matrices: no local memory, no packing)
+ *   Defines (default): WPTM(2) WPTN(2) DLOCALM(8) DLOCALN(8) DKU(4), all >= 1.
+ *   NDRange: global = (roundup(ceil(N/WPTN), DLOCALN),
+ *                      roundup(ceil(M/WPTM), DLOCALM), batch),
+ *            local  = (DLOCALN, DLOCALM, 1).
+ *
+ * 4. Packed (BLIS-like) path: pack_a, pack_b, gemm_packed.
+ *   Defines (default): MR(6) NR(16) VW(8) KC(256) TM(4) TN(2) PLM(1) PLN(1)
+ *     PKU(4)
+ *     MR >= 1; NR >= 1 with NR % VW == 0; VW in {1,2,4,8,16};
+ *     KC >= 0 (0 = no K blocking; >0: the work-item loops over K in blocks
+ *       of KC and keeps its TM*TN C tiles in a private float buffer of
+ *       TM*TN*MR*NR floats between blocks); TM, TN >= 1; PLM, PLN >= 1;
+ *     PKU >= 1: k unroll of the micro-kernel.
+ *   Panels (float, zero padded), npm = ceil(M/MR), npn = ceil(N/NR),
+ *     Mp = npm*MR, Np = npn*NR:
+ *     Ap[b][m/MR][k][m%MR]: index b*Mp*K + (m/MR)*K*MR + k*MR + m%MR
+ *     Bp[b][n/NR][k][n%NR]: index b*Np*K + (n/NR)*K*NR + k*NR + n%NR
+ *     sizes: batch*Mp*K and batch*Np*K floats.
+ *   NDRanges (PKL = 64 recommended; any PKL >= 1 works):
+ *     pack_a:      global = (roundup(K, PKL), npm, batch), local = (PKL, 1, 1)
+ *     pack_b:      global = (roundup(K, PKL), npn, batch), local = (PKL, 1, 1)
+ *     gemm_packed: global = (roundup(ceil(npn/TN), PLN),
+ *                            roundup(ceil(npm/TM), PLM), batch),
+ *                  local  = (PLN, PLM, 1)
+ *   pack_a / pack_b must be compiled with the same MR / NR as gemm_packed.
+ *   (Any larger global also works: out-of-range items return.)
+ * ---------------------------------------------------------------------------
+ */
+
+#ifndef TRANSA
+#define TRANSA 0
+#endif
+#ifndef TRANSB
+#define TRANSB 0
+#endif
+#ifndef KSPLIT
+#define KSPLIT 1
+#endif
+
+#if TRANSA == 0
+  #define A_IDX(m, k) ((m) * lda + (k))
+#else
+  #define A_IDX(m, k) ((k) * lda + (m))
+#endif
+#if TRANSB == 0
+  #define B_IDX(k, n) ((k) * ldb + (n))
+#else
+  #define B_IDX(k, n) ((n) * ldb + (k))
+#endif
+
+/* ========================================================================= */
+/* 1. xgemm                                                                  */
+/* ========================================================================= */
+#ifndef MWG
+#define MWG 64
+#endif
+#ifndef NWG
+#define NWG 64
+#endif
+#ifndef KWG
+#define KWG 16
+#endif
+#ifndef MDIMC
+#define MDIMC 16
+#endif
+#ifndef NDIMC
+#define NDIMC 16
+#endif
+#ifndef MDIMA
+#define MDIMA 16
+#endif
+#ifndef NDIMB
+#define NDIMB 16
+#endif
+#ifndef KWI
+#define KWI 2
+#endif
+#ifndef VWM
+#define VWM 2
+#endif
+#ifndef VWN
+#define VWN 2
+#endif
+#ifndef STRM
+#define STRM 0
+#endif
+#ifndef STRN
+#define STRN 0
+#endif
+#ifndef SA
+#define SA 1
+#endif
+#ifndef SB
+#define SB 1
+#endif
+
+#define XG_MWI (MWG / MDIMC)
+#define XG_NWI (NWG / NDIMC)
+#define XG_MVI (XG_MWI / VWM)
+#define XG_NVI (XG_NWI / VWN)
+#define XG_NT (MDIMC * NDIMC)
+#define XG_KDIMA (XG_NT / MDIMA)
+#define XG_KDIMB (XG_NT / NDIMB)
+
+/* tile-local first row / column of the thread's vector number v */
+#if STRM == 0
+  #define XG_MLOC(v) (tm * XG_MWI + (v) * VWM)
+#else
+  #define XG_MLOC(v) (((v) * MDIMC + tm) * VWM)
+#endif
+#if STRN == 0
+  #define XG_NLOC(v) (tn * XG_NWI + (v) * VWN)
+#else
+  #define XG_NLOC(v) (((v) * NDIMC + tn) * VWN)
+#endif
+
+/* One k step (tile-local index kl, global index kg) of the thread's
+   MWI x NWI outer product. */
+#if SA
+  #define XG_GET_A(kl, kg)                                                   \
+    for (int v = 0; v < XG_MVI; ++v)                                         \
+      FSTORE(VWM, av, v * VWM, FLOAD(VWM, Alm, (kl) * MWG + XG_MLOC(v)));
+#else
+  #define XG_GET_A(kl, kg)                                                   \
+    for (int v = 0; v < XG_MVI; ++v) {                                       \
+      const int mg = m0 + XG_MLOC(v);                                        \
+      if (TRANSA == 1 && mg + VWM <= M) {                                    \
+        FSTORE(VWM, av, v * VWM, LOADF(VWM, A, A_IDX(mg, (kg))));            \
+      } else {                                                               \
+        for (int e = 0; e < VWM; ++e)                                        \
+          av[v * VWM + e] = LOADF1(A, A_IDX(min(mg + e, M - 1), (kg)));      \
+      }                                                                      \
+    }
+#endif
+#if SB
+  #define XG_GET_B(kl, kg)                                                   \
+    for (int v = 0; v < XG_NVI; ++v)                                         \
+      bv[v] = FLOAD(VWN, Blm, (kl) * NWG + XG_NLOC(v));
+#else
+  #define XG_GET_B(kl, kg)                                                   \
+    for (int v = 0; v < XG_NVI; ++v) {                                       \
+      const int ng = n0 + XG_NLOC(v);                                        \
+      if (TRANSB == 0 && ng + VWN <= N) {                                    \
+        bv[v] = LOADF(VWN, B, B_IDX((kg), ng));                              \
+      } else {                                                               \
+        float tb[VWN];                                                       \
+        for (int e = 0; e < VWN; ++e)                                        \
+          tb[e] = LOADF1(B, B_IDX((kg), min(ng + e, N - 1)));                \
+        bv[v] = FLOAD(VWN, tb, 0);                                           \
+      }                                                                      \
+    }
+#endif
+#define XG_STEP(kl, kg)                                                      \
+  {                                                                          \
+    float av[XG_MWI];                                                        \
+    FLOATV(VWN) bv[XG_NVI];                                                  \
+    XG_GET_A(kl, kg)                                                         \
+    XG_GET_B(kl, kg)                                                         \
+    for (int i = 0; i < XG_MWI; ++i) {                                       \
+      const FLOATV(VWN) a = (FLOATV(VWN))(av[i]);                            \
+      for (int j = 0; j < XG_NVI; ++j)                                       \
+        acc[i][j] = MADD(a, bv[j], acc[i][j]);                               \
+    }                                                                        \
+  }
+
+__kernel void xgemm(const int M, const int N, const int K,
+                    const float alpha, const float beta,
+                    const __global real* A, const long offA, const int lda, const long strideA,
+                    const __global real* B, const long offB, const int ldb, const long strideB,
+                    __global real* C, const long offC, const int ldc, const long strideC,
+                    __global float* partial)
+{
+#if SA
+  __local float Alm[KWG * MWG];
+#endif
+#if SB
+  __local float Blm[KWG * NWG];
+#endif
+  const int tn = get_local_id(0);
+  const int tm = get_local_id(1);
+  const int n0 = get_group_id(0) * NWG;
+  const int m0 = get_group_id(1) * MWG;
+  const int z = get_group_id(2);
+  const int b = z / KSPLIT;
+  A += offA + b * strideA;
+  B += offB + b * strideB;
+  C += offC + b * strideC;
+#if KSPLIT > 1
+  const int kz = z % KSPLIT;
+  const int kc = (((K + KSPLIT - 1) / KSPLIT + KWG - 1) / KWG) * KWG;
+  const int kbeg = min(K, kz * kc);
+  const int kend = min(K, kbeg + kc);
+#else
+  const int kbeg = 0;
+  const int kend = K;
+#endif
+#if SA || SB
+  const int tid = tm * NDIMC + tn;
+#endif
+
+  FLOATV(VWN) acc[XG_MWI][XG_NVI];
+  for (int i = 0; i < XG_MWI; ++i)
+    for (int j = 0; j < XG_NVI; ++j)
+      acc[i][j] = (FLOATV(VWN))(0.0f);
+
+  for (int kt = kbeg; kt < kend; kt += KWG) {
+#if SA || SB
+    barrier(CLK_LOCAL_MEM_FENCE);
+#endif
+#if SA
+    {
+      /* A tile -> Alm[kl*MWG + ml]; clamped addresses, never out of bounds */
+  #if TRANSA == 1
+      const int lm = tid % MDIMA, lk = tid / MDIMA;
+  #else
+      const int lk = tid % XG_KDIMA, lm = tid / XG_KDIMA;
+  #endif
+      for (int j = 0; j < KWG / XG_KDIMA; ++j) {
+        const int kl = j * XG_KDIMA + lk;
+        const int kg = min(kt + kl, K - 1);
+        for (int i = 0; i < MWG / (MDIMA * VWM); ++i) {
+          const int ml = (i * MDIMA + lm) * VWM;
+          const int mg = m0 + ml;
+          if (TRANSA == 1 && mg + VWM <= M) {
+            FSTORE(VWM, Alm, kl * MWG + ml, LOADF(VWM, A, A_IDX(mg, kg)));
+          } else {
+            for (int e = 0; e < VWM; ++e)
+              Alm[kl * MWG + ml + e] = LOADF1(A, A_IDX(min(mg + e, M - 1), kg));
+          }
+        }
+      }
+    }
+#endif
+#if SB
+    {
+  #if TRANSB == 0
+      const int ln = tid % NDIMB, lk = tid / NDIMB;
+  #else
+      const int lk = tid % XG_KDIMB, ln = tid / XG_KDIMB;
+  #endif
+      for (int j = 0; j < KWG / XG_KDIMB; ++j) {
+        const int kl = j * XG_KDIMB + lk;
+        const int kg = min(kt + kl, K - 1);
+        for (int i = 0; i < NWG / (NDIMB * VWN); ++i) {
+          const int nl = (i * NDIMB + ln) * VWN;
+          const int ng = n0 + nl;
+          if (TRANSB == 0 && ng + VWN <= N) {
+            FSTORE(VWN, Blm, kl * NWG + nl, LOADF(VWN, B, B_IDX(kg, ng)));
+          } else {
+            for (int e = 0; e < VWN; ++e)
+              Blm[kl * NWG + nl + e] = LOADF1(B, B_IDX(kg, min(ng + e, N - 1)));
+          }
+        }
+      }
+    }
+#endif
+#if SA || SB
+    barrier(CLK_LOCAL_MEM_FENCE);
+#endif
+    const int klen = min(KWG, kend - kt);
+    if (klen == KWG) {
+      for (int kk = 0; kk < KWG; kk += KWI) {
+#pragma unroll
+        for (int u = 0; u < KWI; ++u) {
+          XG_STEP(kk + u, kt + kk + u)
+        }
+      }
+    } else {
+      for (int kk = 0; kk < klen; ++kk) {
+        XG_STEP(kk, kt + kk)
+      }
+    }
+  }
+
+  /* store */
+  for (int v = 0; v < XG_MVI; ++v) {
+    for (int e = 0; e < VWM; ++e) {
+      const int i = v * VWM + e;
+      const int m = m0 + XG_MLOC(v) + e;
+      if (m < M) {
+        for (int j = 0; j < XG_NVI; ++j) {
+          const int n = n0 + XG_NLOC(j);
+          FLOATV(VWN) r = alpha * acc[i][j];
+#if KSPLIT > 1
+          __global float* P = partial + (long)z * M * N + (long)m * N;
+          if (n + VWN <= N) {
+            FSTORE(VWN, P, n, r);
+          } else {
+            float t[VWN];
+            FSTORE(VWN, t, 0, r);
+            for (int f = 0; f < VWN; ++f)
+              if (n + f < N) P[n + f] = t[f];
+          }
+#else
+          if (n + VWN <= N) {
+            if (beta != 0.0f)
+              r += beta * LOADF(VWN, C, m * ldc + n);
+            STOREF(VWN, C, m * ldc + n, r);
+          } else {
+            float t[VWN];
+            FSTORE(VWN, t, 0, r);
+            for (int f = 0; f < VWN; ++f) {
+              if (n + f < N) {
+                float o = t[f];
+                if (beta != 0.0f)
+                  o += beta * LOADF1(C, m * ldc + n + f);
+                STOREF1(C, m * ldc + n + f, o);
+              }
+            }
+          }
+#endif
+        }
+      }
+    }
+  }
+}
+
+/* ========================================================================= */
+/* 2. gemm_splitk_reduce                                                     */
+/* ========================================================================= */
+__kernel void gemm_splitk_reduce(const int M, const int N, const float beta,
+                                 const __global float* partial,
+                                 __global real* C, const long offC, const int ldc, const long strideC)
+{
+  const int n = get_global_id(0);
+  const int m = get_global_id(1);
+  const int b = get_global_id(2);
+  if (n >= N || m >= M)
+    return;
+  const long mn = (long)M * N;
+  const __global float* p = partial + (long)b * KSPLIT * mn + (long)m * N + n;
+  float s = 0.0f;
+  for (int kz = 0; kz < KSPLIT; ++kz)
+    s += p[kz * mn];
+  C += offC + b * strideC;
+  if (beta != 0.0f)
+    s += beta * LOADF1(C, m * ldc + n);
+  STOREF1(C, m * ldc + n, s);
+}
+
+/* ========================================================================= */
+/* 3. gemm_direct                                                            */
+/* ========================================================================= */
+#ifndef WPTM
+#define WPTM 2
+#endif
+#ifndef WPTN
+#define WPTN 2
+#endif
+#ifndef DLOCALM
+#define DLOCALM 8
+#endif
+#ifndef DLOCALN
+#define DLOCALN 8
+#endif
+#ifndef DKU
+#define DKU 4
+#endif
+
+#define GD_STEP(k)                                                           \
+  {                                                                          \
+    float a[WPTM], bb[WPTN];                                                 \
+    for (int i = 0; i < WPTM; ++i) a[i] = LOADF1(A, A_IDX(mi[i], (k)));      \
+    for (int j = 0; j < WPTN; ++j) bb[j] = LOADF1(B, B_IDX((k), nj[j]));     \
+    for (int i = 0; i < WPTM; ++i)                                           \
+      for (int j = 0; j < WPTN; ++j)                                         \
+        acc[i][j] = MADD(a[i], bb[j], acc[i][j]);                            \
+  }
+
+__kernel void gemm_direct(const int M, const int N, const int K,
+                          const float alpha, const float beta,
+                          const __global real* A, const long offA, const int lda, const long strideA,
+                          const __global real* B, const long offB, const int ldb, const long strideB,
+                          __global real* C, const long offC, const int ldc, const long strideC)
+{
+  const int n0 = get_global_id(0) * WPTN;
+  const int m0 = get_global_id(1) * WPTM;
+  const int b = get_global_id(2);
+  if (m0 >= M || n0 >= N)
+    return;
+  A += offA + b * strideA;
+  B += offB + b * strideB;
+  C += offC + b * strideC;
+  int mi[WPTM], nj[WPTN];
+  for (int i = 0; i < WPTM; ++i) mi[i] = min(m0 + i, M - 1);
+  for (int j = 0; j < WPTN; ++j) nj[j] = min(n0 + j, N - 1);
+  float acc[WPTM][WPTN];
+  for (int i = 0; i < WPTM; ++i)
+    for (int j = 0; j < WPTN; ++j)
+      acc[i][j] = 0.0f;
+  int k = 0;
+  for (; k + DKU <= K; k += DKU) {
+#pragma unroll
+    for (int u = 0; u < DKU; ++u) GD_STEP(k + u)
+  }
+  for (; k < K; ++k) GD_STEP(k)
+  for (int i = 0; i < WPTM; ++i) {
+    const int m = m0 + i;
+    if (m < M) {
+      for (int j = 0; j < WPTN; ++j) {
+        const int n = n0 + j;
+        if (n < N) {
+          float r = alpha * acc[i][j];
+          if (beta != 0.0f)
+            r += beta * LOADF1(C, m * ldc + n);
+          STOREF1(C, m * ldc + n, r);
+        }
+      }
+    }
+  }
+}
+
+/* ========================================================================= */
+/* 4. Packed path                                                            */
+/* ========================================================================= */
+#ifndef MR
+#define MR 6
+#endif
+#ifndef NR
+#define NR 16
+#endif
+#ifndef VW
+#define VW 8
+#endif
+#ifndef KC
+#define KC 256
+#endif
+#ifndef TM
+#define TM 4
+#endif
+#ifndef TN
+#define TN 2
+#endif
+#ifndef PLM
+#define PLM 1
+#endif
+#ifndef PLN
+#define PLN 1
+#endif
+#ifndef PKU
+#define PKU 4
+#endif
+#define PK_NV (NR / VW)
+#define PK_VT FLOATV(VW)
+
+__kernel void pack_a(const int M, const int K,
+                     const __global real* A, const long offA, const int lda, const long strideA,
+                     __global float* Ap)
+{
+  const int k = get_global_id(0);
+  const int p = get_global_id(1);
+  const int b = get_global_id(2);
+  const int npm = (M + MR - 1) / MR;
+  if (k >= K || p >= npm)
+    return;
+  A += offA + b * strideA;
+  __global float* dst = Ap + (long)b * npm * MR * K + ((long)p * K + k) * MR;
+  const int m0 = p * MR;
+  if (m0 + MR <= M) {
+    for (int r = 0; r < MR; ++r)
+      dst[r] = LOADF1(A, A_IDX(m0 + r, k));
+  } else {
+    for (int r = 0; r < MR; ++r) {
+      const float v = LOADF1(A, A_IDX(min(m0 + r, M - 1), k));
+      dst[r] = (m0 + r < M) ? v : 0.0f;
+    }
+  }
+}
+
+__kernel void pack_b(const int N, const int K,
+                     const __global real* B, const long offB, const int ldb, const long strideB,
+                     __global float* Bp)
+{
+  const int k = get_global_id(0);
+  const int p = get_global_id(1);
+  const int b = get_global_id(2);
+  const int npn = (N + NR - 1) / NR;
+  if (k >= K || p >= npn)
+    return;
+  B += offB + b * strideB;
+  __global float* dst = Bp + (long)b * npn * NR * K + ((long)p * K + k) * NR;
+  const int n0 = p * NR;
+  if (n0 + NR <= N) {
+#if TRANSB == 0
+    for (int v = 0; v < NR / VW; ++v)
+      FSTORE(VW, dst, v * VW, LOADF(VW, B, B_IDX(k, n0 + v * VW)));
+#else
+    for (int c = 0; c < NR; ++c)
+      dst[c] = LOADF1(B, B_IDX(k, n0 + c));
+#endif
+  } else {
+    for (int c = 0; c < NR; ++c) {
+      const float v = LOADF1(B, B_IDX(k, min(n0 + c, N - 1)));
+      dst[c] = (n0 + c < N) ? v : 0.0f;
+    }
+  }
+}
+
+/* micro-kernel: acc[MR][PK_NV] += Apanel[k0..k0+kn) * Bpanel[k0..k0+kn) */
+#define PK_KSTEP(ap, bp)                                                     \
+  {                                                                          \
+    PK_VT bv[PK_NV];                                                         \
+    _Pragma("unroll")                                                        \
+    for (int v = 0; v < PK_NV; ++v) bv[v] = FLOAD(VW, (bp), v * VW);         \
+    _Pragma("unroll")                                                        \
+    for (int r = 0; r < MR; ++r) {                                           \
+      const PK_VT a = (PK_VT)((ap)[r]);                                      \
+      _Pragma("unroll")                                                      \
+      for (int v = 0; v < PK_NV; ++v) acc[r][v] = MADD(a, bv[v], acc[r][v]); \
+    }                                                                        \
+  }
+#define PK_KLOOP(ap0, bp0, kn)                                               \
+  {                                                                          \
+    const __global float* ap = (ap0);                                        \
+    const __global float* bp = (bp0);                                        \
+    int kk = 0;                                                              \
+    for (; kk + PKU <= (kn); kk += PKU) {                                    \
+      _Pragma("unroll")                                                      \
+      for (int u = 0; u < PKU; ++u) {                                        \
+        PK_KSTEP(ap + u * MR, bp + u * NR)                                   \
+      }                                                                      \
+      ap += PKU * MR;                                                        \
+      bp += PKU * NR;                                                        \
+    }                                                                        \
+    for (; kk < (kn); ++kk) {                                                \
+      PK_KSTEP(ap, bp)                                                       \
+      ap += MR;                                                              \
+      bp += NR;                                                              \
+    }                                                                        \
+  }
+/* C tile (panel row pm, panel column pn) = alpha*acc + beta*C */
+#define PK_STORE(pm, pn)                                                     \
+  {                                                                          \
+    const int mb = (pm) * MR, nb = (pn) * NR;                                \
+    const int full_n = (nb + NR <= N);                                       \
+    for (int r = 0; r < MR; ++r) {                                           \
+      const int m = mb + r;                                                  \
+      if (m < M) {                                                           \
+        if (full_n) {                                                        \
+          for (int v = 0; v < PK_NV; ++v) {                                  \
+            PK_VT o = alpha * acc[r][v];                                     \
+            if (beta != 0.0f)                                                \
+              o += beta * LOADF(VW, C, m * ldc + nb + v * VW);               \
+            STOREF(VW, C, m * ldc + nb + v * VW, o);                         \
+          }                                                                  \
+        } else {                                                             \
+          float t[NR];                                                       \
+          for (int v = 0; v < PK_NV; ++v) FSTORE(VW, t, v * VW, acc[r][v]);  \
+          for (int c = 0; c < NR; ++c) {                                     \
+            if (nb + c < N) {                                                \
+              float o = alpha * t[c];                                        \
+              if (beta != 0.0f)                                              \
+                o += beta * LOADF1(C, m * ldc + nb + c);                     \
+              STOREF1(C, m * ldc + nb + c, o);                               \
+            }                                                                \
+          }                                                                  \
+        }                                                                    \
+      }                                                                      \
+    }                                                                        \
+  }
+
+#if KC > 0 && (TM * TN > 1)
+  #define PK_BLOCKED 1
+#else
+  #define PK_BLOCKED 0
+#endif
+
+__kernel void gemm_packed(const int M, const int N, const int K,
+                          const float alpha, const float beta,
+                          const __global float* Ap, const __global float* Bp,
+                          __global real* C, const long offC, const int ldc, const long strideC)
+{
+  const int npm = (M + MR - 1) / MR;
+  const int npn = (N + NR - 1) / NR;
+  const int pm0 = get_global_id(1) * TM;
+  const int pn0 = get_global_id(0) * TN;
+  const int b = get_global_id(2);
+  if (pm0 >= npm || pn0 >= npn)
+    return;
+  Ap += (long)b * npm * MR * K;
+  Bp += (long)b * npn * NR * K;
+  C += offC + b * strideC;
+  const int tmn = min(TM, npm - pm0);
+  const int tnn = min(TN, npn - pn0);
+
+#if PK_BLOCKED
+  float cb[TM * TN * MR * NR];
+  for (int kb = 0; kb < K; kb += KC) {
+    const int kn = min(KC, K - kb);
+    for (int j = 0; j < tnn; ++j) {
+      for (int i = 0; i < tmn; ++i) {
+        float* cbt = cb + (j * TM + i) * (MR * NR);
+        PK_VT acc[MR][PK_NV];
+        if (kb == 0) {
+          for (int r = 0; r < MR; ++r)
+            for (int v = 0; v < PK_NV; ++v)
+              acc[r][v] = (PK_VT)(0.0f);
+        } else {
+          for (int r = 0; r < MR; ++r)
+            for (int v = 0; v < PK_NV; ++v)
+              acc[r][v] = FLOAD(VW, cbt, r * NR + v * VW);
+        }
+        PK_KLOOP(Ap + ((long)(pm0 + i) * K + kb) * MR,
+                 Bp + ((long)(pn0 + j) * K + kb) * NR, kn)
+        if (kb + KC >= K) {
+          PK_STORE(pm0 + i, pn0 + j)
+        } else {
+          for (int r = 0; r < MR; ++r)
+            for (int v = 0; v < PK_NV; ++v)
+              FSTORE(VW, cbt, r * NR + v * VW, acc[r][v]);
+        }
+      }
+    }
+  }
+#else
+  for (int j = 0; j < tnn; ++j) {
+    for (int i = 0; i < tmn; ++i) {
+      PK_VT acc[MR][PK_NV];
+      for (int r = 0; r < MR; ++r)
+        for (int v = 0; v < PK_NV; ++v)
+          acc[r][v] = (PK_VT)(0.0f);
+      PK_KLOOP(Ap + (long)(pm0 + i) * K * MR, Bp + (long)(pn0 + j) * K * NR, K)
+      PK_STORE(pm0 + i, pn0 + j)
+    }
+  }
+#endif
+}

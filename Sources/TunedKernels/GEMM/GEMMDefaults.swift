@@ -1,0 +1,35 @@
+import Autotuning
+import OpenCLRuntime
+
+/// Configurations that work before any tuning, by device type and problem shape.
+enum GEMMDefaults {
+    /// Valid on every device: one work-item per output element, work-groups of one.
+    static let safest = Configuration(variant: "direct", ["WPTM": 1, "WPTN": 1, "DLOCALM": 1, "DLOCALN": 1, "DKU": 1, "HALF_MATH": 0])
+
+    static let directSmall = Configuration(variant: "direct", ["WPTM": 4, "WPTN": 4, "DLOCALM": 4, "DLOCALN": 8, "DKU": 4, "HALF_MATH": 0])
+
+    /// CLBlast-like defaults for GPUs.
+    static let xgemmGPU = Configuration(variant: "xgemm", [
+        "MWG": 64, "NWG": 64, "KWG": 16, "MDIMC": 16, "NDIMC": 16, "MDIMA": 16, "NDIMB": 16, "KWI": 2,
+        "VWM": 2, "VWN": 2, "STRM": 0, "STRN": 0, "SA": 1, "SB": 1, "KSPLIT": 1, "HALF_MATH": 0,
+    ])
+
+    /// BLIS-style panels and a register-blocked micro-kernel for CPUs.
+    static let packedCPU = Configuration(variant: "packed", ["MR": 6, "NR": 16, "VW": 8, "KC": 256, "TM": 1, "TN": 1, "PLM": 1, "PLN": 1])
+
+    /// Candidates in order of preference; the dispatcher takes the first that is valid on the device.
+    static func configurations(for problem: GEMMProblem, kind: Device.Kind) -> [Configuration] {
+        let (m, n, k) = (problem.m, problem.n, problem.k)
+        var candidates: [Configuration] = []
+        if m * n <= 128 * 128 && k >= 1024 && k >= 16 * max(m, n) {
+            var splitK = xgemmGPU
+            splitK.values["KSPLIT"] = 8
+            if kind == .cpu { splitK.values.merge(["MWG": 32, "NWG": 32, "MDIMC": 8, "NDIMC": 8, "MDIMA": 8, "NDIMB": 8]) { $1 } }
+            candidates.append(splitK)
+        } else if m * n * k <= 64 * 64 * 64 {
+            candidates.append(directSmall)
+        }
+        candidates += kind == .cpu ? [packedCPU, xgemmGPU] : [xgemmGPU, packedCPU]
+        return candidates + [directSmall, safest]
+    }
+}

@@ -1,0 +1,33 @@
+import OpenCLRuntime
+
+/// A matrix (or a strided batch of matrices) in a device buffer, row-major.
+public struct MatrixOperand: Sendable {
+    public var buffer: any AnyDeviceBuffer
+    /// Index of the first element of the first matrix.
+    public var offset: Int
+    /// Elements between the starts of two consecutive rows.
+    public var leadingDimension: Int
+    /// Elements between the starts of two consecutive matrices of a batch.
+    public var batchStride: Int
+
+    public init(_ buffer: any AnyDeviceBuffer, offset: Int = 0, leadingDimension: Int, batchStride: Int = 0) {
+        self.buffer = buffer
+        self.offset = offset
+        self.leadingDimension = leadingDimension
+        self.batchStride = batchStride
+    }
+
+    /// The storage precision of the buffer's element type, or nil for a type the kernels do not store.
+    var precision: Precision? {
+        switch buffer {
+        case is DeviceBuffer<Float>: .single
+        case is DeviceBuffer<Float16>: .half
+        default: nil
+        }
+    }
+
+    /// One past the last element a batch of `rows` x `columns` matrices reaches.
+    func end(rows: Int, columns: Int, batch: Int) -> Int {
+        offset + (batch - 1) * batchStride + (rows - 1) * leadingDimension + columns
+    }
+}

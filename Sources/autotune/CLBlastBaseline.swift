@@ -1,0 +1,59 @@
+import CCLBlast
+import Dispatch
+import OpenCLRuntime
+import TunedKernels
+
+/// CLBlast's GEMM on the same device buffers, as the OpenCL baseline of `bench gemm`.
+enum CLBlastBaseline {
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Runs CLBlast `Sgemm` (or `Hgemm` for half buffers) once per batch; returns the median
+    /// wall-clock seconds of `repetitions` calls after one warm-up (which compiles CLBlast's kernels).
+    static func seconds(_ problem: GEMMProblem, a: MatrixOperand, b: MatrixOperand, c: MatrixOperand,
+                        queue: CommandQueue, repetitions: Int) throws -> Double {
+        func call() throws {
+            var rawQueue: cl_command_queue? = queue.rawHandle
+            for batch in 0..<problem.batch {
+                let transA = problem.layout.transposeA ? CLBlastTransposeYes : CLBlastTransposeNo
+                let transB = problem.layout.transposeB ? CLBlastTransposeYes : CLBlastTransposeNo
+                let offsets = [a, b, c].map { $0.offset + batch * $0.batchStride }
+                let status: CLBlastStatusCode
+                if a.buffer is DeviceBuffer<Float16> {
+                    let one: cl_half = 0x3C00, zero: cl_half = 0
+                    status = CLBlastHgemm(CLBlastLayoutRowMajor, transA, transB, problem.m, problem.n, problem.k, one,
+                                          a.buffer.memoryHandle, offsets[0], a.leadingDimension,
+                                          b.buffer.memoryHandle, offsets[1], b.leadingDimension, zero,
+                                          c.buffer.memoryHandle, offsets[2], c.leadingDimension, &rawQueue, nil)
+                } else {
+                    status = CLBlastSgemm(CLBlastLayoutRowMajor, transA, transB, problem.m, problem.n, problem.k, 1,
+                                          a.buffer.memoryHandle, offsets[0], a.leadingDimension,
+                                          b.buffer.memoryHandle, offsets[1], b.leadingDimension, 0,
+                                          c.buffer.memoryHandle, offsets[2], c.leadingDimension, &rawQueue, nil)
+                }
+                guard status == CLBlastSuccess else {
+                    throw Failure(description: "CLBlast \(a.buffer is DeviceBuffer<Float16> ? "Hgemm" : "Sgemm") returned status \(status.rawValue)\(explanation(status.rawValue))")
+                }
+            }
+            try queue.finish()
+        }
+        try call()
+        var times: [Double] = []
+        for _ in 0..<max(repetitions, 1) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try call()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+        }
+        return GEMMHarness.median(times)
+    }
+
+    private static func explanation(_ code: Int32) -> String {
+        switch code {
+        case -2048: " (kNoHalfPrecision: the device lacks cl_khr_fp16)"
+        case -2049: " (kNoDoublePrecision)"
+        case -11: " (CL_BUILD_PROGRAM_FAILURE)"
+        default: ""
+        }
+    }
+}

@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the tuning database of a device.")
+}
