@@ -21,8 +21,10 @@
  *   STOREF(W, p, i, v)       FLOATV(W) v -> W storage elements at p + i
  *                            (half: round to nearest even)
  *   LOAD1(p, i), STORE1(p, i, v)   scalar shorthands of the above
- *   FLOAD(W, p, i), FSTORE(W, p, i, v)   same for plain float pointers in
- *                            any address space (private/local/global)
+ *   FLOAD(W, p, i), FSTORE(W, p, i, v)   same for plain float pointers
+ *                            (global/local)
+ *   PLOAD(W, p, i), PSTORE(W, p, i, v)   same for private float arrays
+ *                            (PSTORE is a statement, not an expression)
  *   MADD(a, b, c)            a*b + c (fma by default; -DUSE_MAD=1 -> mad())
  * No alignment beyond the element size is required by any helper.
  * W is one of 1, 2, 4, 8, 16 and may be a macro.
@@ -96,6 +98,27 @@
 #define FSTORE16(p, i, v) vstore16((v), 0, (p) + (i))
 #define FLOAD(W, p, i)     CL_CAT(FLOAD, W)(p, i)
 #define FSTORE(W, p, i, v) CL_CAT(FSTORE, W)(p, i, v)
+
+/* private float arrays <-> vectors, element by element (the vload/vstore
+   built-ins on __private pointers confuse some tools' shadow memory, e.g.
+   oclgrind --uninitialized, and so does building a vector from smaller
+   vectors; compilers generate the same code for these) */
+#define PLOAD1(p, i)  ((p)[(i)])
+#define PLOAD2(p, i)  ((float2)((p)[(i)], (p)[(i) + 1]))
+#define PLOAD4(p, i)  ((float4)((p)[(i)], (p)[(i) + 1], (p)[(i) + 2], (p)[(i) + 3]))
+#define PLOAD8(p, i)  ((float8)((p)[(i)], (p)[(i) + 1], (p)[(i) + 2], (p)[(i) + 3], \
+                                (p)[(i) + 4], (p)[(i) + 5], (p)[(i) + 6], (p)[(i) + 7]))
+#define PLOAD16(p, i) ((float16)((p)[(i)], (p)[(i) + 1], (p)[(i) + 2], (p)[(i) + 3], \
+                                 (p)[(i) + 4], (p)[(i) + 5], (p)[(i) + 6], (p)[(i) + 7], \
+                                 (p)[(i) + 8], (p)[(i) + 9], (p)[(i) + 10], (p)[(i) + 11], \
+                                 (p)[(i) + 12], (p)[(i) + 13], (p)[(i) + 14], (p)[(i) + 15]))
+#define PSTORE1(p, i, v)  { (p)[(i)] = (v); }
+#define PSTORE2(p, i, v)  { const float2 pv2_ = (v); (p)[(i)] = pv2_.s0; (p)[(i) + 1] = pv2_.s1; }
+#define PSTORE4(p, i, v)  { const float4 pv4_ = (v); PSTORE2(p, i, pv4_.lo) PSTORE2(p, (i) + 2, pv4_.hi) }
+#define PSTORE8(p, i, v)  { const float8 pv8_ = (v); PSTORE4(p, i, pv8_.lo) PSTORE4(p, (i) + 4, pv8_.hi) }
+#define PSTORE16(p, i, v) { const float16 pv16_ = (v); PSTORE8(p, i, pv16_.lo) PSTORE8(p, (i) + 8, pv16_.hi) }
+#define PLOAD(W, p, i)     CL_CAT(PLOAD, W)(p, i)
+#define PSTORE(W, p, i, v) CL_CAT(PSTORE, W)(p, i, v)
 
 #if USE_MAD
   #define MADD(a, b, c) mad((a), (b), (c))

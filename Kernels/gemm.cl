@@ -166,13 +166,13 @@
 #if SA
   #define XG_GET_A(kl, kg)                                                   \
     for (int v = 0; v < XG_MVI; ++v)                                         \
-      FSTORE(VWM, av, v * VWM, FLOAD(VWM, Alm, (kl) * MWG + XG_MLOC(v)));
+      PSTORE(VWM, av, v * VWM, FLOAD(VWM, Alm, (kl) * MWG + XG_MLOC(v)))
 #else
   #define XG_GET_A(kl, kg)                                                   \
     for (int v = 0; v < XG_MVI; ++v) {                                       \
       const int mg = m0 + XG_MLOC(v);                                        \
       if (TRANSA == 1 && mg + VWM <= M) {                                    \
-        FSTORE(VWM, av, v * VWM, LOADF(VWM, A, A_IDX(mg, (kg))));            \
+        PSTORE(VWM, av, v * VWM, LOADF(VWM, A, A_IDX(mg, (kg))))            \
       } else {                                                               \
         for (int e = 0; e < VWM; ++e)                                        \
           av[v * VWM + e] = LOADF1(A, A_IDX(min(mg + e, M - 1), (kg)));      \
@@ -193,7 +193,7 @@
         float tb[VWN];                                                       \
         for (int e = 0; e < VWN; ++e)                                        \
           tb[e] = LOADF1(B, B_IDX((kg), min(ng + e, N - 1)));                \
-        bv[v] = FLOAD(VWN, tb, 0);                                           \
+        bv[v] = PLOAD(VWN, tb, 0);                                           \
       }                                                                      \
     }
 #endif
@@ -233,7 +233,7 @@ __kernel void xgemm(const int M, const int N, const int K,
   B += offB + b * strideB;
   C += offC + b * strideC;
 #if KSPLIT > 1
-  const int kz = z % KSPLIT;
+  const int kz = z - b * KSPLIT;
   const int kc = (((K + KSPLIT - 1) / KSPLIT + KWG - 1) / KWG) * KWG;
   const int kbeg = min(K, kz * kc);
   const int kend = min(K, kbeg + kc);
@@ -334,7 +334,7 @@ __kernel void xgemm(const int M, const int N, const int K,
             FSTORE(VWN, P, n, r);
           } else {
             float t[VWN];
-            FSTORE(VWN, t, 0, r);
+            PSTORE(VWN, t, 0, r)
             for (int f = 0; f < VWN; ++f)
               if (n + f < N) P[n + f] = t[f];
           }
@@ -345,7 +345,7 @@ __kernel void xgemm(const int M, const int N, const int K,
             STOREF(VWN, C, m * ldc + n, r);
           } else {
             float t[VWN];
-            FSTORE(VWN, t, 0, r);
+            PSTORE(VWN, t, 0, r)
             for (int f = 0; f < VWN; ++f) {
               if (n + f < N) {
                 float o = t[f];
@@ -592,7 +592,7 @@ __kernel void pack_b(const int N, const int K,
           }                                                                  \
         } else {                                                             \
           float t[NR];                                                       \
-          for (int v = 0; v < PK_NV; ++v) FSTORE(VW, t, v * VW, acc[r][v]);  \
+          for (int v = 0; v < PK_NV; ++v) PSTORE(VW, t, v * VW, acc[r][v])  \
           for (int c = 0; c < NR; ++c) {                                     \
             if (nb + c < N) {                                                \
               float o = alpha * t[c];                                        \
@@ -645,7 +645,7 @@ __kernel void gemm_packed(const int M, const int N, const int K,
         } else {
           for (int r = 0; r < MR; ++r)
             for (int v = 0; v < PK_NV; ++v)
-              acc[r][v] = FLOAD(VW, cbt, r * NR + v * VW);
+              acc[r][v] = PLOAD(VW, cbt, r * NR + v * VW);
         }
         PK_KLOOP(Ap + ((long)(pm0 + i) * K + kb) * MR,
                  Bp + ((long)(pn0 + j) * K + kb) * NR, kn)
@@ -654,7 +654,7 @@ __kernel void gemm_packed(const int M, const int N, const int K,
         } else {
           for (int r = 0; r < MR; ++r)
             for (int v = 0; v < PK_NV; ++v)
-              FSTORE(VW, cbt, r * NR + v * VW, acc[r][v]);
+              PSTORE(VW, cbt, r * NR + v * VW, acc[r][v])
         }
       }
     }

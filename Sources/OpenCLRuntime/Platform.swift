@@ -1,11 +1,20 @@
 import COpenCL
 import Foundation
+import Synchronization
 
 /// Enumeration of OpenCL platforms and their devices.
 public enum Platform {
     /// Every device of every platform, in platform order; a platform whose device query fails
     /// (no devices of any type) contributes none.
     public static func devices() throws -> [Device] {
+        try enumerationLock.withLock { _ in try enumerate() }
+    }
+
+    /// The ICD loader's first-call initialization is not thread-safe (ocl-icd, PoCL): enumerate one
+    /// thread at a time.
+    private static let enumerationLock = Mutex(())
+
+    private static func enumerate() throws -> [Device] {
         var count: cl_uint = 0
         let status = clGetPlatformIDs(0, nil, &count)
         if status == -1001 || count == 0 { return [] }  // CL_PLATFORM_NOT_FOUND_KHR: no ICD installed

@@ -1,5 +1,6 @@
 import COpenCL
 import Foundation
+import Synchronization
 
 /// A built OpenCL program. Programs are safe to share between threads; create a ``Kernel`` per use.
 public final class Program: @unchecked Sendable {
@@ -46,7 +47,15 @@ public final class Program: @unchecked Sendable {
         return program
     }
 
+    /// Serializes compiles within the process: some drivers (PoCL 3 among them) crash when programs
+    /// are built from several threads at once.
+    private static let compilerLock = Mutex(())
+
     private func build(device: Device) throws {
+        try Self.compilerLock.withLock { _ in try buildLocked(device: device) }
+    }
+
+    private func buildLocked(device: Device) throws {
         var deviceID: cl_device_id? = device.id
         let status = clBuildProgram(handle, 1, &deviceID, options, nil, nil)
         if status != CL_SUCCESS {

@@ -14,6 +14,10 @@ public final class ProgramCache: Sendable {
         public var memoryHits = 0
         public var diskHits = 0
         public var builds = 0
+
+        public init(memoryHits: Int = 0, diskHits: Int = 0, builds: Int = 0) {
+            (self.memoryHits, self.diskHits, self.builds) = (memoryHits, diskHits, builds)
+        }
     }
 
     /// Where binaries are stored, or `nil` for memory only.

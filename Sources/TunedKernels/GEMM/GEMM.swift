@@ -197,9 +197,9 @@ public final class GEMM: @unchecked Sendable {
             let packB = try self.kernel("pack_b", options: options, state: &state)
             let gemm = try self.kernel("gemm_packed", options: options, state: &state)
             var events: [Event] = []
-            events.append(try packA.launch(on: queue, global: [p.k, mp / mr, batch], local: nil,
+            events.append(try packA.launch(on: queue, global: [roundUp(p.k, 64), mp / mr, batch], local: [64, 1, 1],
                                            arguments: [m, k] + operands(a) + [ap]))
-            events.append(try packB.launch(on: queue, global: [p.k, np / nr, batch], local: nil,
+            events.append(try packB.launch(on: queue, global: [roundUp(p.k, 64), np / nr, batch], local: [64, 1, 1],
                                            arguments: [n, k] + operands(b) + [bp]))
             let global = [roundUp(ceilDiv(np / nr, tn), pln), roundUp(ceilDiv(mp / mr, tm), plm), batch]
             events.append(try gemm.launch(on: queue, global: global, local: [pln, plm, 1],

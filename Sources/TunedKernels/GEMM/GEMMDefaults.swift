@@ -15,7 +15,7 @@ enum GEMMDefaults {
     ])
 
     /// BLIS-style panels and a register-blocked micro-kernel for CPUs.
-    static let packedCPU = Configuration(variant: "packed", ["MR": 6, "NR": 16, "VW": 8, "KC": 256, "TM": 1, "TN": 1, "PLM": 1, "PLN": 1])
+    static let packedCPU = Configuration(variant: "packed", ["MR": 6, "NR": 16, "VW": 8, "KC": 256, "TM": 4, "TN": 2, "PLM": 1, "PLN": 1, "PKU": 4])
 
     /// Candidates in order of preference; the dispatcher takes the first that is valid on the device.
     static func configurations(for problem: GEMMProblem, kind: Device.Kind) -> [Configuration] {

@@ -73,11 +73,12 @@ public enum GEMMSpace {
     static func packed(limits: DeviceLimits) -> SearchSpace {
         let parameters = [
             Parameter("MR", [4, 6, 8, 12, 16]), Parameter("NR", [8, 16, 24, 32]), Parameter("VW", [4, 8, 16]),
-            Parameter("KC", [0, 64, 128, 256, 512]), Parameter("TM", [1, 2, 4, 8]), Parameter("TN", [1, 2, 4]),
-            Parameter("PLM", [1, 2, 4]), Parameter("PLN", [1, 2, 4]),
+            Parameter("KC", [0, 16, 32, 64, 128, 256, 512]), Parameter("TM", [1, 2, 4, 8]), Parameter("TN", [1, 2, 4]),
+            Parameter("PLM", [1, 2, 4]), Parameter("PLN", [1, 2, 4]), Parameter("PKU", [1, 2, 4, 8]),
         ]
         let constraints = [
             .divides("NR % VW == 0", ["NR", "VW"], { $0["NR"]! }, { $0["VW"]! }),
+            Constraint("pack work-group of 64 fits the device", ["MR"]) { _ in limits.maxWorkGroupSize >= 64 && (limits.maxWorkItemSizes.first ?? 0) >= 64 },
         ] + limits.workGroupConstraints(["PLM", "PLN"]) { ($0["PLN"]!, $0["PLM"]!) }
         return SearchSpace(variant: GEMMVariant.packed.rawValue, parameters: parameters, constraints: constraints)
     }

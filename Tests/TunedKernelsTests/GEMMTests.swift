@@ -1,0 +1,80 @@
+import Autotuning
+import OpenCLRuntime
+import Testing
+import TunedKernels
+
+/// Correctness of every variant against OpenBLAS, with canaries around the outputs.
+@Suite(.serialized) struct GEMMTests {
+    /// Configurations from every variant, including edge settings (wide vectors, strided ownership,
+    /// no local memory, split-K, work-groups of one).
+    static let configurations: [Configuration] = [
+        Configuration(variant: "packed", ["MR": 6, "NR": 16, "VW": 8, "KC": 256, "TM": 4, "TN": 2, "PLM": 1, "PLN": 1, "PKU": 4]),
+        Configuration(variant: "packed", ["MR": 4, "NR": 8, "VW": 4, "KC": 64, "TM": 2, "TN": 1, "PLM": 2, "PLN": 2, "PKU": 1]),
+        Configuration(variant: "xgemm", ["MWG": 64, "NWG": 64, "KWG": 16, "MDIMC": 16, "NDIMC": 16, "MDIMA": 16, "NDIMB": 16, "KWI": 2,
+                                         "VWM": 2, "VWN": 2, "STRM": 0, "STRN": 0, "SA": 1, "SB": 1, "KSPLIT": 1, "HALF_MATH": 0]),
+        Configuration(variant: "xgemm", ["MWG": 64, "NWG": 32, "KWG": 32, "MDIMC": 8, "NDIMC": 8, "MDIMA": 8, "NDIMB": 8, "KWI": 8,
+                                         "VWM": 8, "VWN": 4, "STRM": 1, "STRN": 1, "SA": 0, "SB": 1, "KSPLIT": 4, "HALF_MATH": 0]),
+        Configuration(variant: "direct", ["WPTM": 4, "WPTN": 4, "DLOCALM": 4, "DLOCALN": 8, "DKU": 4, "HALF_MATH": 0]),
+        Configuration(variant: "direct", ["WPTM": 1, "WPTN": 1, "DLOCALM": 1, "DLOCALN": 1, "DKU": 1, "HALF_MATH": 0]),
+    ]
+
+    static let oddShapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 5, 3), (127, 129, 65), (1025, 1023, 1)]
+
+    static func verify(_ problem: GEMMProblem, _ configuration: Configuration?, beta: Float = 0,
+                       layout: GEMMVerifier.Layout = .init()) throws {
+        let gemm = try #require(Shared.gemm)
+        let report = try GEMMVerifier(gemm: gemm).verify(problem, alpha: 1.5, beta: beta, configuration: configuration, layout: layout)
+        #expect(report.maxAbsError <= report.tolerance, "\(problem) \(report.configuration): error \(report.maxAbsError) > \(report.tolerance)")
+        #expect(report.canaryViolations == 0, "\(problem) \(report.configuration) wrote outside C")
+        #expect(report.inputViolations == 0, "\(problem) \(report.configuration) changed A or B")
+    }
+
+    @Test(arguments: configurations, Precision.allCases)
+    func oddShapesAllLayouts(configuration: Configuration, precision: Precision) throws {
+        for layout in GEMMLayout.allCases {
+            for (m, n, k) in Self.oddShapes {
+                try Self.verify(GEMMProblem(m: m, n: n, k: k, precision: precision, layout: layout), configuration)
+            }
+        }
+    }
+
+    @Test(arguments: configurations)
+    func stridedBatchesWithBeta(configuration: Configuration) throws {
+        for precision in Precision.allCases {
+            for layout in [GEMMLayout.nn, .tt] {
+                let problem = GEMMProblem(m: 33, n: 17, k: 45, batch: 3, precision: precision, layout: layout)
+                try Self.verify(problem, configuration, beta: 0.5)
+                try Self.verify(problem, configuration, beta: 0, layout: .init(offset: 0, rowPadding: 0, batchGap: 0, tail: 1))
+            }
+        }
+    }
+
+    /// The large odd shape, for one configuration per variant (it costs a second or more each).
+    @Test(arguments: [configurations[0], configurations[2], configurations[3], configurations[4]])
+    func largeOddShape(configuration: Configuration) throws {
+        for (precision, layout) in [(Precision.single, GEMMLayout.nn), (.half, .tn)] {
+            try Self.verify(GEMMProblem(m: 1000, n: 999, k: 1001, precision: precision, layout: layout), configuration,
+                            layout: .init(offset: 1, rowPadding: 1, batchGap: 0, tail: 3))
+        }
+    }
+
+    /// The dispatcher's own choice (default configurations, including small-matrix and split-K paths).
+    @Test(arguments: [(1, 1, 1), (7, 5, 3), (64, 48, 20000), (300, 200, 100), (1025, 1023, 1)])
+    func dispatcherChoice(shape: (Int, Int, Int)) throws {
+        for precision in Precision.allCases {
+            try Self.verify(GEMMProblem(m: shape.0, n: shape.1, k: shape.2, precision: precision, layout: .nt), nil, beta: 0.25)
+        }
+    }
+
+    @Test func typedCallUsesDefaultLeadingDimensions() throws {
+        let context = try #require(Shared.context)
+        let gemm = try #require(Shared.gemm)
+        let a = try DeviceBuffer<Float>(context, [1, 2, 3, 4, 5, 6])       // 2x3
+        let b = try DeviceBuffer<Float>(context, [1, 0, 0, 1, 1, 1])       // 3x2
+        let c = try DeviceBuffer<Float>(context, [.nan, .nan, .nan, .nan])
+        try gemm(m: 2, n: 2, k: 3, a: a, b: b, c: c)
+        #expect(try c.download() == [4, 5, 10, 11])
+        try gemm(.nn, m: 2, n: 2, k: 3, alpha: 2, a: a, b: b, beta: -1, c: c)
+        #expect(try c.download() == [4, 5, 10, 11])
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+
+/// Runs `autotune verify gemm` under oclgrind (memory, uninitialized-value and data-race checks) on
+/// small odd shapes: any invalid access, race or wrong result fails the test.
+@Suite(.serialized) struct OclgrindTests {
+    struct Outcome { let status: Int32; let output: String }
+
+    static var autotune: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("autotune").path
+    }
+
+    static func oclgrind(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Outcome {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        // -cl-opt-disable: oclgrind 21.10's uninitialized-value plugin cannot interpret LLVM's `freeze`
+        // instruction, which optimized builds contain; unoptimized code is also checked more precisely.
+        process.arguments = ["oclgrind", "--build-options", "-cl-opt-disable", "--check-api", "--data-races", "--uninitialized", autotune] + arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["TUNEDKERNELS_PROGRAM_CACHE"] = "off"
+        environment.merge(extra) { $1 }
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Outcome(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+    }
+
+    static let findings = ["Invalid read", "Invalid write", "data race", "Uninitialized", "OCLGRIND", "Error:"]
+
+    static func expectClean(_ arguments: [String]) throws {
+        let outcome = try oclgrind(arguments)
+        let flagged = outcome.output.split(separator: "\n").filter { line in findings.contains { line.contains($0) } }
+        #expect(outcome.status == 0 && flagged.isEmpty && outcome.output.contains("PASS"),
+                "oclgrind \(arguments.joined(separator: " ")):\n\(outcome.output.suffix(3000))")
+    }
+
+    @Test func oclgrindIsInstalledAndTheBinaryIsBuilt() {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.autotune), "build the autotune product first (swift build --build-tests builds it)")
+        #expect((try? Self.oclgrind(["devices"]))?.output.contains("Oclgrind") == true, "oclgrind is not installed (scripts/setup.sh installs it)")
+    }
+
+    static let cases: [(config: String, shape: String, precision: String, layout: String)] = [
+        (#"{"variant":"direct","WPTM":2,"WPTN":4,"DLOCALM":2,"DLOCALN":4,"DKU":2,"HALF_MATH":0}"#, "7x5x3", "single", "tn"),
+        (#"{"variant":"direct","WPTM":1,"WPTN":1,"DLOCALM":1,"DLOCALN":1,"DKU":1,"HALF_MATH":0}"#, "19x23x17", "half", "nt"),
+        (#"{"variant":"xgemm","MWG":16,"NWG":16,"KWG":16,"MDIMC":8,"NDIMC":8,"MDIMA":8,"NDIMB":8,"KWI":2,"VWM":2,"VWN":2,"STRM":0,"STRN":0,"SA":1,"SB":1,"KSPLIT":2,"HALF_MATH":0}"#, "19x23x17", "single", "nn"),
+        (#"{"variant":"xgemm","MWG":32,"NWG":16,"KWG":16,"MDIMC":8,"NDIMC":8,"MDIMA":8,"NDIMB":8,"KWI":8,"VWM":4,"VWN":1,"STRM":1,"STRN":1,"SA":0,"SB":1,"KSPLIT":1,"HALF_MATH":0}"#, "7x5x3", "half", "tt"),
+        (#"{"variant":"packed","MR":6,"NR":16,"VW":8,"KC":16,"TM":2,"TN":2,"PLM":1,"PLN":1,"PKU":4}"#, "19x23x17", "single", "tt"),
+        (#"{"variant":"packed","MR":4,"NR":8,"VW":4,"KC":0,"TM":1,"TN":1,"PLM":2,"PLN":2,"PKU":1}"#, "7x5x3", "half", "nn"),
+    ]
+
+    @Test(arguments: cases.indices)
+    func kernelRunsCleanUnderOclgrind(index: Int) throws {
+        let c = Self.cases[index]
+        try Self.expectClean(["verify", "gemm", "--shape", c.shape, "--precision", c.precision, "--layout", c.layout,
+                              "--batch", "2", "--beta", "0.5", "--config", c.config])
+    }
+
+    /// The negative control: a kernel that writes far out of bounds must be reported.
+    @Test func outOfBoundsWriteIsCaught() throws {
+        let kernels = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Kernels")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tk-bad-kernels-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.copyItem(at: kernels.appendingPathComponent("common.cl"), to: folder.appendingPathComponent("common.cl"))
+        let source = try String(contentsOf: kernels.appendingPathComponent("gemm.cl"), encoding: .utf8)
+            .replacingOccurrences(of: "__kernel void gemm_direct(", with: "__kernel void gemm_direct_original(")
+        let broken = source + """
+
+            __kernel void gemm_direct(const int M, const int N, const int K, const float alpha, const float beta,
+                const __global real* A, const long offA, const int lda, const long strideA,
+                const __global real* B, const long offB, const int ldb, const long strideB,
+                __global real* C, const long offC, const int ldc, const long strideC) {
+                if (get_global_id(0) == 0 && get_global_id(1) == 0) C[offC + 100000] = 1.0f;
+            }
+            """
+        try broken.write(to: folder.appendingPathComponent("gemm.cl"), atomically: true, encoding: .utf8)
+        let outcome = try Self.oclgrind(["verify", "gemm", "--shape", "7x5x3", "--config",
+                                         #"{"variant":"direct","WPTM":1,"WPTN":1,"DLOCALM":1,"DLOCALN":1,"DKU":1,"HALF_MATH":0}"#],
+                                        environment: ["TUNEDKERNELS_KERNELS_DIR": folder.path])
+        #expect(outcome.output.contains("Invalid write"), "oclgrind did not report the out-of-bounds write:\n\(outcome.output.suffix(2000))")
+    }
+}
