@@ -51,7 +51,7 @@
  *            local  = (DLOCALN, DLOCALM, 1).
  *
  * 4. Packed (BLIS-like) path: pack_a, pack_b, gemm_packed.
- *   Defines (default): MR(6) NR(16) VW(8) KC(256) TM(4) TN(2) PLM(1) PLN(1)
+ *   Defines (default): MR(6) NR(16) VW(8) KC(0) TM(4) TN(1) PLM(1) PLN(1)
  *     PKU(4)
  *     MR >= 1; NR >= 1 with NR % VW == 0; VW in {1,2,4,8,16};
  *     KC >= 0 (0 = no K blocking; >0: the work-item loops over K in blocks
@@ -203,8 +203,10 @@
     FLOATV(VWN) bv[XG_NVI];                                                  \
     XG_GET_A(kl, kg)                                                         \
     XG_GET_B(kl, kg)                                                         \
+    _Pragma("unroll")                                                        \
     for (int i = 0; i < XG_MWI; ++i) {                                       \
       const FLOATV(VWN) a = (FLOATV(VWN))(av[i]);                            \
+      _Pragma("unroll")                                                      \
       for (int j = 0; j < XG_NVI; ++j)                                       \
         acc[i][j] = MADD(a, bv[j], acc[i][j]);                               \
     }                                                                        \
@@ -470,13 +472,13 @@ __kernel void gemm_direct(const int M, const int N, const int K,
 #define VW 8
 #endif
 #ifndef KC
-#define KC 256
+#define KC 0
 #endif
 #ifndef TM
 #define TM 4
 #endif
 #ifndef TN
-#define TN 2
+#define TN 1
 #endif
 #ifndef PLM
 #define PLM 1
