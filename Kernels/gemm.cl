@@ -45,13 +45,13 @@
  *   (Any global >= (N, M, batch) works: out-of-range items return.)
  *
  * 3. gemm_direct   (small matrices: no local memory, no packing)
- *   Defines (default): WPTM(2) WPTN(2) DLOCALM(8) DLOCALN(8) DKU(4), all >= 1.
+ *   Defines (default): WPTM(2) WPTN(4) DLOCALM(8) DLOCALN(8) DKU(4), all >= 1.
  *   NDRange: global = (roundup(ceil(N/WPTN), DLOCALN),
  *                      roundup(ceil(M/WPTM), DLOCALM), batch),
  *            local  = (DLOCALN, DLOCALM, 1).
  *
  * 4. Packed (BLIS-like) path: pack_a, pack_b, gemm_packed.
- *   Defines (default): MR(6) NR(16) VW(8) KC(0) TM(4) TN(1) PLM(1) PLN(1)
+ *   Defines (default): MR(4) NR(24) VW(8) KC(0) TM(16) TN(1) PLM(1) PLN(1)
  *     PKU(4)
  *     MR >= 1; NR >= 1 with NR % VW == 0; VW in {1,2,4,8,16};
  *     KC >= 0 (0 = no K blocking; >0: the work-item loops over K in blocks
@@ -165,15 +165,18 @@
    MWI x NWI outer product. */
 #if SA
   #define XG_GET_A(kl, kg)                                                   \
+    _Pragma("unroll")                                                        \
     for (int v = 0; v < XG_MVI; ++v)                                         \
       PSTORE(VWM, av, v * VWM, FLOAD(VWM, Alm, (kl) * MWG + XG_MLOC(v)))
 #else
   #define XG_GET_A(kl, kg)                                                   \
+    _Pragma("unroll")                                                        \
     for (int v = 0; v < XG_MVI; ++v) {                                       \
       const int mg = m0 + XG_MLOC(v);                                        \
       if (TRANSA == 1 && mg + VWM <= M) {                                    \
         PSTORE(VWM, av, v * VWM, LOADF(VWM, A, A_IDX(mg, (kg))))            \
       } else {                                                               \
+        _Pragma("unroll")                                                    \
         for (int e = 0; e < VWM; ++e)                                        \
           av[v * VWM + e] = LOADF1(A, A_IDX(min(mg + e, M - 1), (kg)));      \
       }                                                                      \
@@ -181,16 +184,19 @@
 #endif
 #if SB
   #define XG_GET_B(kl, kg)                                                   \
+    _Pragma("unroll")                                                        \
     for (int v = 0; v < XG_NVI; ++v)                                         \
       bv[v] = FLOAD(VWN, Blm, (kl) * NWG + XG_NLOC(v));
 #else
   #define XG_GET_B(kl, kg)                                                   \
+    _Pragma("unroll")                                                        \
     for (int v = 0; v < XG_NVI; ++v) {                                       \
       const int ng = n0 + XG_NLOC(v);                                        \
       if (TRANSB == 0 && ng + VWN <= N) {                                    \
         bv[v] = LOADF(VWN, B, B_IDX((kg), ng));                              \
       } else {                                                               \
         float tb[VWN];                                                       \
+        _Pragma("unroll")                                                    \
         for (int e = 0; e < VWN; ++e)                                        \
           tb[e] = LOADF1(B, B_IDX((kg), min(ng + e, N - 1)));                \
         bv[v] = PLOAD(VWN, tb, 0);                                           \
@@ -394,7 +400,7 @@ __kernel void gemm_splitk_reduce(const int M, const int N, const float beta,
 #define WPTM 2
 #endif
 #ifndef WPTN
-#define WPTN 2
+#define WPTN 4
 #endif
 #ifndef DLOCALM
 #define DLOCALM 8
@@ -463,10 +469,10 @@ __kernel void gemm_direct(const int M, const int N, const int K,
 /* 4. Packed path                                                            */
 /* ========================================================================= */
 #ifndef MR
-#define MR 6
+#define MR 4
 #endif
 #ifndef NR
-#define NR 16
+#define NR 24
 #endif
 #ifndef VW
 #define VW 8
@@ -475,7 +481,7 @@ __kernel void gemm_direct(const int M, const int N, const int K,
 #define KC 0
 #endif
 #ifndef TM
-#define TM 4
+#define TM 16
 #endif
 #ifndef TN
 #define TN 1

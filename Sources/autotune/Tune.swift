@@ -105,7 +105,7 @@ struct TuneGEMM: ParsableCommand {
             guard let candidate, !seen.contains(candidate) else { misses += 1; continue }
             seen.insert(candidate)
             do {
-                let measured = try harness.measure(candidate, warmup: 1, repetitions: repetitions)
+                let measured = try harness.measure(candidate, warmup: 1, repetitions: repetitions, cutoff: best.map { 4 * $0.seconds + 0.05 })
                 if !measured.isCorrect {
                     failures += 1
                     progress("  [\(seen.count)/\(budget)] wrong result (error \(measured.maxAbsError)): \(candidate)")

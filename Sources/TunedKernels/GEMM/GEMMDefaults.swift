@@ -6,7 +6,7 @@ enum GEMMDefaults {
     /// Valid on every device: one work-item per output element, work-groups of one.
     static let safest = Configuration(variant: "direct", ["WPTM": 1, "WPTN": 1, "DLOCALM": 1, "DLOCALN": 1, "DKU": 1, "HALF_MATH": 0])
 
-    static let directSmall = Configuration(variant: "direct", ["WPTM": 4, "WPTN": 4, "DLOCALM": 4, "DLOCALN": 8, "DKU": 4, "HALF_MATH": 0])
+    static let directSmall = Configuration(variant: "direct", ["WPTM": 2, "WPTN": 4, "DLOCALM": 8, "DLOCALN": 8, "DKU": 4, "HALF_MATH": 0])
 
     /// CLBlast-like defaults for GPUs.
     static let xgemmGPU = Configuration(variant: "xgemm", [
@@ -15,7 +15,7 @@ enum GEMMDefaults {
     ])
 
     /// BLIS-style panels and a register-blocked micro-kernel for CPUs.
-    static let packedCPU = Configuration(variant: "packed", ["MR": 6, "NR": 16, "VW": 8, "KC": 256, "TM": 4, "TN": 2, "PLM": 1, "PLN": 1, "PKU": 4])
+    static let packedCPU = Configuration(variant: "packed", ["MR": 4, "NR": 24, "VW": 8, "KC": 0, "TM": 16, "TN": 1, "PLM": 1, "PLN": 1, "PKU": 4])
 
     /// Candidates in order of preference; the dispatcher takes the first that is valid on the device.
     static func configurations(for problem: GEMMProblem, kind: Device.Kind) -> [Configuration] {

@@ -36,9 +36,9 @@ public enum GEMMSpace {
     static func xgemm(limits: DeviceLimits, halfMath: Parameter) -> SearchSpace {
         let parameters = [
             Parameter("MWG", [16, 32, 64, 128]), Parameter("NWG", [16, 32, 64, 128]), Parameter("KWG", [16, 32]),
-            Parameter("MDIMC", [8, 16, 32]), Parameter("NDIMC", [8, 16, 32]),
-            Parameter("MDIMA", [8, 16, 32]), Parameter("NDIMB", [8, 16, 32]),
-            Parameter("KWI", [2, 8]), Parameter("VWM", [1, 2, 4, 8]), Parameter("VWN", [1, 2, 4, 8]),
+            Parameter("MDIMC", [4, 8, 16, 32]), Parameter("NDIMC", [4, 8, 16, 32]),
+            Parameter("MDIMA", [4, 8, 16, 32]), Parameter("NDIMB", [4, 8, 16, 32]),
+            Parameter("KWI", [2, 8]), Parameter("VWM", [1, 2, 4, 8, 16]), Parameter("VWN", [1, 2, 4, 8, 16]),
             Parameter("STRM", [0, 1]), Parameter("STRN", [0, 1]), Parameter("SA", [0, 1]), Parameter("SB", [0, 1]),
             Parameter("KSPLIT", [1, 2, 4, 8]), halfMath,
         ]
@@ -73,7 +73,7 @@ public enum GEMMSpace {
     static func packed(limits: DeviceLimits) -> SearchSpace {
         let parameters = [
             Parameter("MR", [4, 6, 8, 12, 16]), Parameter("NR", [8, 16, 24, 32]), Parameter("VW", [4, 8, 16]),
-            Parameter("KC", [0, 16, 32, 64, 128, 256, 512]), Parameter("TM", [1, 2, 4, 8]), Parameter("TN", [1, 2, 4]),
+            Parameter("KC", [0, 16, 32, 64, 128, 256, 512]), Parameter("TM", [1, 2, 4, 8, 16]), Parameter("TN", [1, 2, 4]),
             Parameter("PLM", [1, 2, 4]), Parameter("PLN", [1, 2, 4]), Parameter("PKU", [1, 2, 4, 8]),
         ]
         let constraints = [
