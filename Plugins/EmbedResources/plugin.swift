@@ -23,8 +23,9 @@ struct EmbedResources: BuildToolPlugin {
         return .buildCommand(
             displayName: "Embedding \(inputs.count) \(suffix) file(s) from \(folder.lastPathComponent)/",
             executable: tool,
-            arguments: [output.path, enumName] + inputs.map(\.path),
-            inputFiles: inputs,
+            arguments: [output.path, enumName, folder.path, suffix],
+            // The folder too: adding a file changes its modification time, which re-runs the command.
+            inputFiles: [folder] + inputs,
             outputFiles: [output]
         )
     }

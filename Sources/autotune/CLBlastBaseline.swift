@@ -50,8 +50,8 @@ enum CLBlastBaseline {
 
     private static func explanation(_ code: Int32) -> String {
         switch code {
-        case -2048: " (kNoHalfPrecision: the device lacks cl_khr_fp16)"
-        case -2049: " (kNoDoublePrecision)"
+        case CLBlastNoHalfPrecision.rawValue: " (CLBlastNoHalfPrecision: the device lacks cl_khr_fp16)"
+        case CLBlastNoDoublePrecision.rawValue: " (CLBlastNoDoublePrecision)"
         case -11: " (CL_BUILD_PROGRAM_FAILURE)"
         default: ""
         }

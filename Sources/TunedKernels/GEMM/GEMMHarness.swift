@@ -86,21 +86,25 @@ public final class GEMMHarness {
     /// Runs `configuration` (or the dispatcher's choice) `warmup` times, then `repetitions` timed
     /// times, and checks the result of the last run against the reference.
     ///
-    /// - Parameter cutoff: when the first run takes longer than this many seconds, the candidate is
-    ///   timed by that run alone (a tuner's early stop for hopeless candidates).
+    /// - Parameter cutoff: when a run (after the one that builds) takes longer than this many seconds, the candidate is
+    ///   timed by one run after the build alone (a tuner's early stop for hopeless candidates).
     public func measure(_ configuration: Configuration? = nil, warmup: Int = 1, repetitions: Int = 5, cutoff: Double? = nil) throws -> Measurement {
         let context = gemm.context
         context.memory.resetPeak()
-        let firstStart = DispatchTime.now().uptimeNanoseconds
-        var launch = try gemm.run(problem, alpha: 1, a: a, b: b, beta: 0, c: c, configuration: configuration)
+        var launch = try gemm.run(problem, alpha: 1, a: a, b: b, beta: 0, c: c, configuration: configuration)  // builds
         try context.queue.finish()
-        let first = Double(DispatchTime.now().uptimeNanoseconds - firstStart) * 1e-9
         let source = launch.source
-        if let cutoff, first > cutoff {
-            let error = try maxAbsError(of: c.buffer)
-            return Measurement(configuration: launch.configuration, source: source, seconds: first, deviceSeconds: try launch.seconds(),
-                               maxAbsError: error, isCorrect: error <= tolerance, peakDeviceBytes: context.memory.peakBytes,
-                               gflops: problem.flops / first * 1e-9)
+        if let cutoff {
+            let start = DispatchTime.now().uptimeNanoseconds
+            launch = try gemm.run(problem, a: a, b: b, c: c, configuration: launch.configuration)
+            try context.queue.finish()
+            let probe = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+            if probe > cutoff {
+                let error = try maxAbsError(of: c.buffer)
+                return Measurement(configuration: launch.configuration, source: source, seconds: probe, deviceSeconds: try launch.seconds(),
+                                   maxAbsError: error, isCorrect: error <= tolerance, peakDeviceBytes: context.memory.peakBytes,
+                                   gflops: problem.flops / probe * 1e-9)
+            }
         }
         for _ in 1..<max(warmup, 1) {
             launch = try gemm.run(problem, a: a, b: b, c: c, configuration: launch.configuration)
