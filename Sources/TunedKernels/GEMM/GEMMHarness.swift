@@ -58,11 +58,7 @@ public final class GEMMHarness {
         hostA = random(m * k * batch)
         hostB = random(k * n * batch)
         let context = gemm.context
-        func upload(_ values: [Float]) throws -> any AnyDeviceBuffer {
-            problem.precision == .half
-                ? try DeviceBuffer<Float16>(context, values.map { Float16($0) })
-                : try DeviceBuffer<Float>(context, values)
-        }
+        func upload(_ values: [Float]) throws -> any AnyDeviceBuffer { try makeDeviceBuffer(context, values, precision: problem.precision) }
         let (aRows, aColumns) = problem.storedA
         let (bRows, bColumns) = problem.storedB
         a = MatrixOperand(try upload(hostA), leadingDimension: aColumns, batchStride: aRows * aColumns)
@@ -144,12 +140,7 @@ public final class GEMMHarness {
 
     /// The largest |result - reference| of a C buffer of this problem (NaN counts as infinite).
     public func maxAbsError(of buffer: any AnyDeviceBuffer) throws -> Double {
-        let values: [Float]
-        switch buffer {
-        case let half as DeviceBuffer<Float16>: values = try half.download().map { Float($0) }
-        case let single as DeviceBuffer<Float>: values = try single.download()
-        default: throw GEMMError.precisionMismatch("C holds \(buffer.elementTypeName)")
-        }
+        let values = try downloadFloats(buffer)
         var worst = 0.0
         for (got, want) in zip(values, reference) {
             let difference = Double(abs(got - want))

@@ -63,9 +63,7 @@ public struct GEMMVerifier {
         let b = host(rows: problem.storedB.rows, columns: problem.storedB.columns, fill: random)
         var c = host(rows: problem.m, columns: problem.n, fill: beta == 0 ? { _ in .nan } : random)
         let context = gemm.context
-        func upload(_ values: [Float]) throws -> any AnyDeviceBuffer {
-            half ? try DeviceBuffer<Float16>(context, values.map { Float16($0) }) : try DeviceBuffer<Float>(context, values)
-        }
+        func upload(_ values: [Float]) throws -> any AnyDeviceBuffer { try makeDeviceBuffer(context, values, precision: problem.precision) }
         func operand(_ matrix: GEMMReference.HostMatrix) throws -> MatrixOperand {
             MatrixOperand(try upload(matrix.values), offset: matrix.offset, leadingDimension: matrix.leadingDimension, batchStride: matrix.batchStride)
         }
@@ -81,7 +79,7 @@ public struct GEMMVerifier {
         })
         let before = c.values
         GEMMReference.gemm(problem, alpha: alpha, a: a, b: b, beta: beta, c: &c)
-        let got = try Self.download(dc.buffer)
+        let got = try downloadFloats(dc.buffer)
         var worst = 0.0, largest = 0.0, canaryViolations = 0
         for index in got.indices {
             if inside.contains(index) {
@@ -95,19 +93,11 @@ public struct GEMMVerifier {
         }
         var inputViolations = 0
         for (matrix, operand) in [(a, da), (b, db)] {
-            inputViolations += zip(try Self.download(operand.buffer), matrix.values).filter { $0 != $1 }.count
+            inputViolations += zip(try downloadFloats(operand.buffer), matrix.values).filter { $0 != $1 }.count
         }
         let sumAbs = Double(abs(alpha)) * Double(problem.k) + Double(abs(beta))
         let tolerance = 4e-7 * sumAbs + 1e-6 + (half ? 1e-3 * max(largest, 1e-3) : 0)
         return Report(maxAbsError: worst, tolerance: tolerance, canaryViolations: canaryViolations,
                       inputViolations: inputViolations, configuration: launch.configuration)
-    }
-
-    static func download(_ buffer: any AnyDeviceBuffer) throws -> [Float] {
-        switch buffer {
-        case let half as DeviceBuffer<Float16>: try half.download().map { Float($0) }
-        case let single as DeviceBuffer<Float>: try single.download()
-        default: throw GEMMError.precisionMismatch("\(buffer.elementTypeName) is not a GEMM element type")
-        }
     }
 }

@@ -31,3 +31,17 @@ public struct MatrixOperand: Sendable {
         offset + (batch - 1) * batchStride + (rows - 1) * leadingDimension + columns
     }
 }
+
+/// A device buffer of `precision` holding `values` (rounded to fp16 for half).
+func makeDeviceBuffer(_ context: Context, _ values: [Float], precision: Precision) throws -> any AnyDeviceBuffer {
+    precision == .half ? try DeviceBuffer<Float16>(context, values.map { Float16($0) }) : try DeviceBuffer<Float>(context, values)
+}
+
+/// The contents of a Float or Float16 device buffer, widened to Float.
+func downloadFloats(_ buffer: any AnyDeviceBuffer) throws -> [Float] {
+    switch buffer {
+    case let half as DeviceBuffer<Float16>: try half.download().map { Float($0) }
+    case let single as DeviceBuffer<Float>: try single.download()
+    default: throw GEMMError.precisionMismatch("\(buffer.elementTypeName) is not a GEMM element type")
+    }
+}
