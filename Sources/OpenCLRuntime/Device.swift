@@ -93,11 +93,7 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
     }
 
     static func string(_ id: cl_device_id, _ parameter: Int32, _ label: String) throws -> String {
-        var size = 0
-        try check(clGetDeviceInfo(id, cl_device_info(parameter), 0, nil, &size), "clGetDeviceInfo(\(label))")
-        var bytes = [CChar](repeating: 0, count: max(size, 1))
-        try check(clGetDeviceInfo(id, cl_device_info(parameter), size, &bytes, nil), "clGetDeviceInfo(\(label))")
-        return String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        try queryString("clGetDeviceInfo(\(label))") { clGetDeviceInfo(id, cl_device_info(parameter), $0, $1, $2) }
     }
 
     static func value<T: BitwiseCopyable>(_ id: cl_device_id, _ parameter: Int32, _ label: String) throws -> T {

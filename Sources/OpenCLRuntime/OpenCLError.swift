@@ -112,3 +112,13 @@ func create<Handle>(_ call: String, detail: @autoclosure () -> String? = nil,
     guard let handle else { throw OpenCLError(code: CL_INVALID_VALUE, call: call, detail: "returned no object") }
     return handle
 }
+
+/// Reads a string property through an OpenCL query that first reports the size and then fills a
+/// buffer (`clGetDeviceInfo`, `clGetPlatformInfo`, `clGetProgramBuildInfo`...).
+func queryString(_ call: String, _ query: (Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int) throws -> String {
+    var size = 0
+    try check(query(0, nil, &size), call)
+    var bytes = [UInt8](repeating: 0, count: max(size, 1))
+    try bytes.withUnsafeMutableBytes { raw in try check(query(size, raw.baseAddress, nil), call) }
+    return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+}

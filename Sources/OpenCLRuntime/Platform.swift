@@ -37,11 +37,7 @@ public enum Platform {
     }
 
     static func string(_ id: cl_platform_id, _ parameter: Int32, _ label: String) throws -> String {
-        var size = 0
-        try check(clGetPlatformInfo(id, cl_platform_info(parameter), 0, nil, &size), "clGetPlatformInfo(\(label))")
-        var bytes = [CChar](repeating: 0, count: max(size, 1))
-        try check(clGetPlatformInfo(id, cl_platform_info(parameter), size, &bytes, nil), "clGetPlatformInfo(\(label))")
-        return String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        try queryString("clGetPlatformInfo(\(label))") { clGetPlatformInfo(id, cl_platform_info(parameter), $0, $1, $2) }
     }
 }
 

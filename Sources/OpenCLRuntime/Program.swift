@@ -65,13 +65,9 @@ public final class Program: @unchecked Sendable {
 
     /// The compiler's log for `device`.
     public func buildLog(device: Device) throws -> String {
-        var size = 0
-        try check(clGetProgramBuildInfo(handle, device.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size),
-                  "clGetProgramBuildInfo(CL_PROGRAM_BUILD_LOG)")
-        var bytes = [CChar](repeating: 0, count: max(size, 1))
-        try check(clGetProgramBuildInfo(handle, device.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &bytes, nil),
-                  "clGetProgramBuildInfo(CL_PROGRAM_BUILD_LOG)")
-        return String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        try queryString("clGetProgramBuildInfo(CL_PROGRAM_BUILD_LOG)") {
+            clGetProgramBuildInfo(handle, device.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), $0, $1, $2)
+        }
     }
 
     /// The device binary of the built program (for a one-device context).
