@@ -15,6 +15,11 @@ let systemLibraries: [Target] = [
         providers: [.apt(["libopenblas-dev"])]
     ),
     .systemLibrary(
+        name: "CZlib",
+        pkgConfig: "zlib",
+        providers: [.apt(["zlib1g-dev"])]
+    ),
+    .systemLibrary(
         name: "CCLBlast",
         pkgConfig: "clblast",
         providers: [.apt(["libclblast-dev"])]
@@ -37,7 +42,7 @@ let embedding: [Target] = [
 
 let libraries: [Target] = [
     .target(name: "OpenCLRuntime", dependencies: ["COpenCL"]),
-    .target(name: "Autotuning", dependencies: ["OpenCLRuntime"]),
+    .target(name: "Autotuning", dependencies: ["OpenCLRuntime", "CZlib"]),
     .target(
         name: "TunedKernels",
         dependencies: ["Autotuning", "OpenCLRuntime", "CBLAS"],
@@ -62,6 +67,7 @@ let executables: [Target] = [
 
 let tests: [Target] = [
     .testTarget(name: "OpenCLRuntimeTests", dependencies: ["OpenCLRuntime"]),
+    .testTarget(name: "AutotuningTests", dependencies: ["Autotuning"]),
     .testTarget(name: "TunedKernelsTests", dependencies: ["TunedKernels", "OpenCLRuntime", "Autotuning", "CBLAS"]),
 ]
 

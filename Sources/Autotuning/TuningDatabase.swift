@@ -77,9 +77,13 @@ public struct TuningDatabase: Sendable {
     /// The entry for exactly this problem, or else the nearest tuned shape of the same kernel,
     /// precision and layout (distance: the sum of |log ratio| over the shape and batch), or nil.
     public func lookup(kernel: String, precision: String, layout: String, shape: [Int], batch: Int = 1) -> (entry: TuningEntry, exact: Bool)? {
-        let probe = TuningEntry(kernel: kernel, precision: precision, layout: layout, shape: shape, batch: batch,
-                                config: Configuration(variant: "", [:]), seconds: 0, gflops: nil)
-        if let exact = entries[probe.key] { return (exact, true) }
+        guard let nearest = nearest(kernel: kernel, precision: precision, layout: layout, shape: shape, batch: batch, count: 1).first else { return nil }
+        return (nearest, nearest.shape == shape && nearest.batch == batch)
+    }
+
+    /// Up to `count` entries of the same kernel, precision and layout, nearest shape first (the exact
+    /// shape, if tuned, comes first): the seeds of a new shape's search.
+    public func nearest(kernel: String, precision: String, layout: String, shape: [Int], batch: Int = 1, count: Int) -> [TuningEntry] {
         func distance(_ entry: TuningEntry) -> Double {
             zip(entry.shape + [entry.batch], shape + [batch]).reduce(0) { sum, pair in
                 sum + abs(log(Double(max(pair.0, 1))) - log(Double(max(pair.1, 1))))
@@ -88,8 +92,7 @@ public struct TuningDatabase: Sendable {
         let candidates = entries.values.filter {
             $0.kernel == kernel && $0.precision == precision && $0.layout == layout && $0.shape.count == shape.count
         }
-        guard let nearest = candidates.min(by: { (distance($0), $0.key) < (distance($1), $1.key) }) else { return nil }
-        return (nearest, false)
+        return Array(candidates.map { ($0, distance($0)) }.sorted { ($0.1, $0.0.key) < ($1.1, $1.0.key) }.prefix(count).map(\.0))
     }
 
     // MARK: Files

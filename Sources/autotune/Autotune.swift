@@ -10,7 +10,7 @@ struct Autotune: ParsableCommand {
             else the first GPU, else the first device. --json prints exactly one JSON object on stdout; \
             progress goes to stderr.
             """,
-        subcommands: [Devices.self, Bench.self, Verify.self, Tune.self, Show.self]
+        subcommands: [Devices.self, Bench.self, Verify.self, Tune.self, ReplayCommand.self, Show.self, Worker.self]
     )
 }
 

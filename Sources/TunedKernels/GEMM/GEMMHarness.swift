@@ -3,19 +3,6 @@ import CBLAS
 import Dispatch
 import OpenCLRuntime
 
-/// A seeded generator (SplitMix64), so benchmark and test data are reproducible.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Random operands of one problem on the device and on the host, the OpenBLAS reference result, and
 /// timed runs of GEMM configurations on them: what `autotune bench` and `autotune tune` measure.
 public final class GEMMHarness {
@@ -42,6 +29,9 @@ public final class GEMMHarness {
         /// The most device memory this context held during the runs (operands, scratch).
         public let peakDeviceBytes: Int
         public let gflops: Double
+        /// Wall-clock seconds of the first call, which builds the kernels (from the program cache if
+        /// they were built before): the call minus a timed run approximates the compile time.
+        public let firstCallSeconds: Double
     }
 
     public init(gemm: GEMM, problem: GEMMProblem, seed: UInt64 = 42) throws {
@@ -87,8 +77,10 @@ public final class GEMMHarness {
     public func measure(_ configuration: Configuration? = nil, warmup: Int = 1, repetitions: Int = 5, cutoff: Double? = nil) throws -> Measurement {
         let context = gemm.context
         context.memory.resetPeak()
+        let firstStart = DispatchTime.now().uptimeNanoseconds
         var launch = try gemm.run(problem, alpha: 1, a: a, b: b, beta: 0, c: c, configuration: configuration)  // builds
         try context.queue.finish()
+        let firstCall = Double(DispatchTime.now().uptimeNanoseconds - firstStart) * 1e-9
         let source = launch.source
         if let cutoff {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -99,7 +91,7 @@ public final class GEMMHarness {
                 let error = try maxAbsError(of: c.buffer)
                 return Measurement(configuration: launch.configuration, source: source, seconds: probe, deviceSeconds: try launch.seconds(),
                                    maxAbsError: error, isCorrect: error <= tolerance, peakDeviceBytes: context.memory.peakBytes,
-                                   gflops: problem.flops / probe * 1e-9)
+                                   gflops: problem.flops / probe * 1e-9, firstCallSeconds: firstCall)
             }
         }
         for _ in 1..<max(warmup, 1) {
@@ -119,7 +111,7 @@ public final class GEMMHarness {
         return Measurement(configuration: launch.configuration, source: source,
                            seconds: seconds, deviceSeconds: Self.median(device), maxAbsError: error,
                            isCorrect: error <= tolerance, peakDeviceBytes: context.memory.peakBytes,
-                           gflops: problem.flops / seconds * 1e-9)
+                           gflops: problem.flops / seconds * 1e-9, firstCallSeconds: firstCall)
     }
 
     /// Median wall-clock seconds of OpenBLAS SGEMM on the host operands.

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Autotuning
+import Foundation
+
+extension StrategyKind: ExpressibleByArgument {}
+
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Run a search strategy against a recorded search space (Kernel Tuner cache file) for many seeds.",
+        discussion: """
+            Each first visit of a configuration costs one evaluation and reads the time the file recorded; \
+            recorded failures cost an evaluation and find nothing. Reports the median fraction of the optimum \
+            (optimum time / best time found) at the budget over the seeds, the same for random search \
+            (computed exactly, not sampled), and the autotuning-methodology score: the strategy's mean best \
+            time measured against random search and the optimum, (random - strategy) / (random - optimum), \
+            averaged over budgets 1...N (0 = random search, 1 = the optimum at once).
+            """
+    )
+
+    @Argument(help: "A Kernel Tuner cache file (.json or .json.gz).") var file: String
+    @Option(help: "Search strategy: \(StrategyKind.allCases.map(\.rawValue).joined(separator: ", ")); or all.")
+    var strategy = "bandit"
+    @Option(help: "Unique evaluations per run.") var budget = 100
+    @Option(help: "Number of seeds (runs 1...K).") var seeds = 50
+    @Option(help: "Write an SVG convergence plot (median best time so far, one line per strategy).") var plot: String?
+    @OptionGroup var outputOptions: OutputOptions
+
+    func validate() throws {
+        guard budget >= 1 else { throw ValidationError("--budget must be at least 1") }
+        guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1") }
+        guard strategy == "all" || StrategyKind(rawValue: strategy) != nil else {
+            throw ValidationError("unknown --strategy \(strategy); use one of \(StrategyKind.allCases.map(\.rawValue).joined(separator: ", ")) or all")
+        }
+    }
+
+    struct Report: Encodable {
+        let file: String, strategy: String, budget: Int, seeds: Int
+        let optimum_seconds: Double
+        let median_fraction_of_optimum: Double
+        let random_median_fraction_of_optimum: Double
+        let score: Double
+        /// Median fraction of the optimum after each evaluation.
+        let curve: [Double]
+    }
+
+    func run() throws {
+        let cache = try KernelTunerCache.read(path: file)
+        let replay = try Replay(cache: cache)
+        let kinds = strategy == "all" ? StrategyKind.allCases : [StrategyKind(rawValue: strategy)!]
+        let randomAtBudget = replay.fraction(replay.randomSearch(draws: budget).median)
+        var reports: [Report] = []
+        var allRuns: [Replay.Runs] = []
+        for kind in kinds {
+            let runs = replay.run(kind, budget: budget, seeds: seeds)
+            allRuns.append(runs)
+            let curve = replay.medianFractions(runs, budget: budget)
+            reports.append(Report(file: file, strategy: kind.rawValue, budget: budget, seeds: seeds, optimum_seconds: replay.optimum,
+                                  median_fraction_of_optimum: curve.last ?? 0, random_median_fraction_of_optimum: randomAtBudget,
+                                  score: replay.score(runs, budget: budget), curve: curve))
+        }
+        if let plot { try writePlot(plot, replay: replay, runs: allRuns, cache: cache) }
+        if outputOptions.json {
+            if reports.count == 1 { try printJSON(reports[0]) } else {
+                struct Many: Encodable { let file: String; let results: [Report] }
+                try printJSON(Many(file: file, results: reports))
+            }
+            return
+        }
+        print("\(cache.kernelName) on \(cache.deviceName): \(replay.space.points.count) configurations, optimum \(format(replay.optimum * 1000, 4)) ms")
+        print("budget \(budget), \(seeds) seeds; median fraction of optimum (random search: \(format(randomAtBudget, 3)))")
+        let marks = [20, 50, 100, 200].filter { $0 < budget } + [budget]
+        print(table(["strategy"] + marks.map { "@\($0)" } + ["score"], reports.map { r in
+            [r.strategy] + marks.map { format(r.curve[$0 - 1], 3) } + [format(r.score, 3)]
+        }))
+    }
+
+    private func writePlot(_ path: String, replay: Replay, runs: [Replay.Runs], cache: KernelTunerCache) throws {
+        let random = (1...budget).map { Optional(replay.randomSearch(draws: $0).median * 1000) }
+        var series = [ConvergencePlot.Series(name: "random (exact median)", values: random)]
+        for run in runs {
+            let values = (1...budget).map { b -> Double? in
+                let best = median(run.bestTimes(at: b))
+                return best.isFinite ? best * 1000 : nil
+            }
+            series.append(ConvergencePlot.Series(name: run.strategy, values: values))
+        }
+        let plot = ConvergencePlot(title: "\(cache.kernelName) on \(cache.deviceName): median of \(seeds) seeds",
+                                   xLabel: "unique evaluations", yLabel: "best time so far (ms)", series: series,
+                                   references: [.init(label: "optimum", value: replay.optimum * 1000)], logY: true)
+        try plot.write(to: path)
+    }
+}

@@ -1,0 +1,47 @@
+import Autotuning
+import Foundation
+import Testing
+
+/// The evaluator's protocol over a scripted worker that answers, fails, crashes or hangs by variant.
+@Suite struct WorkerEvaluatorTests {
+    static func script() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tk-worker-\(UUID().uuidString).sh").path
+        try """
+        while IFS= read -r line; do
+          case "$line" in
+            *'"variant":"ok"'*) echo '{"status":"ok","seconds":0.25,"compile_seconds":0.5,"gflops":8}' ;;
+            *'"variant":"wrong"'*) echo '{"status":"wrong","seconds":0.25,"max_abs_error":3}' ;;
+            *'"variant":"nobuild"'*) echo '{"status":"failed","error":"build failed: syntax error"}' ;;
+            *'"variant":"crash"'*) echo "dying" >&2; kill -SEGV $$ ;;
+            *'"variant":"hang"'*) sleep 100 ;;
+            *) echo 'not json' ;;
+          esac
+        done
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func outcomesOfEveryKind() throws {
+        let path = try Self.script()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let evaluator = WorkerEvaluator(worker: WorkerProcess(executable: "/bin/bash", arguments: [path]), timeout: 1)
+        defer { evaluator.worker.stop() }
+        func run(_ variant: String) throws -> WorkerEvaluator.Result { try evaluator.evaluate(Configuration(variant: variant, ["X": 1]), cutoff: nil) }
+
+        let ok = try run("ok")
+        #expect(ok.outcome == .seconds(0.25) && ok.compileSeconds == 0.5 && ok.gflops == 8)
+        #expect(try run("wrong").outcome.seconds == nil)
+        let nobuild = try run("nobuild")
+        #expect(nobuild.failureKind == "CompilationFailedConfig")
+        let crash = try run("crash")
+        guard case .failed(let why) = crash.outcome else { Issue.record("crash not failed"); return }
+        #expect(why.contains("crashed") && why.contains("139") && why.contains("dying"))
+        #expect(try run("ok").outcome == .seconds(0.25))  // restarted
+        let start = Date()
+        guard case .failed(let hung) = try run("hang").outcome else { Issue.record("hang not failed"); return }
+        #expect(hung.contains("timed out") && Date().timeIntervalSince(start) < 5)
+        #expect(try run("ok").outcome == .seconds(0.25))
+        #expect(try run("garbage").outcome.seconds == nil)
+        #expect(evaluator.worker.starts == 3)
+    }
+}

@@ -1,0 +1,93 @@
+import Autotuning
+import Foundation
+import Testing
+
+/// A real, short `autotune tune gemm` on the PoCL device: worker process, journal, database, resume
+/// (also after the run was killed).
+@Suite(.serialized) struct TuneCommandTests {
+    static var autotune: String { OclgrindTests.autotune }
+
+    struct Report: Decodable {
+        struct Best: Decodable { let seconds: Double; let gflops: Double }
+        let evaluations: Int, measured: Int, from_journal: Int, failures: Int
+        let best: Best?
+        let history: [Double?]
+        let journal: String
+    }
+
+    static func folder() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("tk-tune-\(UUID().uuidString)").path
+    }
+
+    static func process(_ arguments: [String]) -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: autotune)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["XDG_CACHE_HOME"] = FileManager.default.temporaryDirectory.appendingPathComponent("tk-tune-cache").path
+        process.environment = environment
+        return process
+    }
+
+    static func tune(_ arguments: [String]) throws -> Report {
+        let process = process(["tune", "gemm", "--json"] + arguments)
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        return try JSONDecoder().decode(Report.self, from: data)
+    }
+
+    @Test func tuneJournalsStoresTheBestAndResumes() throws {
+        let folder = Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let common = ["--shape", "37x29x19", "--precision", "single", "--output", folder + "/db.json", "--journal-dir", folder, "--seed", "4",
+                      "--plot", folder + "/plot.svg"]
+        let first = try Self.tune(common + ["--budget", "5"])
+        #expect(first.evaluations == 5 && first.measured == 5 && first.from_journal == 0)
+        #expect(first.best != nil && first.history.count == 5)
+        let journal = try KernelTunerCache.read(path: first.journal)
+        #expect(journal.entries.count == 5)
+        #expect(journal.parameterNames.first == "variant")
+        let database = try TuningDatabase.read(path: folder + "/db.json")
+        #expect(database?.entries.count == 1 && database?.entries.first?.shape == [37, 29, 19])
+        #expect(FileManager.default.fileExists(atPath: folder + "/plot.svg"))
+
+        // The same run with a larger budget reads the five from the journal and measures two more.
+        let second = try Self.tune(common + ["--budget", "7"])
+        #expect(second.evaluations == 7 && second.from_journal == 5 && second.measured == 2)
+        #expect(try KernelTunerCache.read(path: second.journal).entries.count == 7)
+    }
+
+    @Test func aKilledRunResumesWithoutRepeatingEvaluations() throws {
+        let folder = Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let common = ["tune", "gemm", "--shape", "64x48x40", "--precision", "single", "--output", folder + "/db.json", "--journal-dir", folder,
+                      "--budget", "40", "--strategy", "random"]
+        let process = Self.process(common)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let journalPath = folder + "/gemm-single-nn-64x48x40.json"
+        let deadline = Date().addingTimeInterval(120)
+        var recorded = 0
+        while Date() < deadline {
+            recorded = (try? KernelTunerCache.read(path: journalPath).entries.count) ?? 0
+            if recorded >= 3 { break }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        try #require(recorded >= 3, "the run journaled nothing in time")
+        let before = try KernelTunerCache.read(path: journalPath).entries.count
+        let resumed = try Self.tune(Array(common.dropFirst(2).dropLast(4)) + ["--budget", "\(before + 2)", "--strategy", "random"])
+        #expect(resumed.from_journal == before)
+        #expect(resumed.measured == 2)
+        let text = try String(contentsOfFile: journalPath, encoding: .utf8)
+        let lines = text.split(separator: "\n").filter { $0.hasPrefix("\"") && $0.contains("\"time\"") }
+        #expect(lines.count == before + 2, "journal lines \(lines.count), expected \(before + 2)")
+    }
+}
