@@ -87,7 +87,7 @@ import Testing
         #expect(resumed.from_journal == before)
         #expect(resumed.measured == 2)
         let text = try String(contentsOfFile: journalPath, encoding: .utf8)
-        let lines = text.split(separator: "\n").filter { $0.hasPrefix("\"") && $0.contains("\"time\"") }
+        let lines = text.split(separator: "\n").filter { $0.contains("\"timestamp\"") }
         #expect(lines.count == before + 2, "journal lines \(lines.count), expected \(before + 2)")
     }
 }
