@@ -56,30 +56,23 @@ public struct TuningSpace: Sendable {
     /// Every valid candidate that differs from `candidate` in exactly one dimension (moved to any
     /// other value), in dimension then value order.
     public func neighbours(of candidate: Candidate) -> [Candidate] {
-        let space = variants[candidate.variant]
-        let sizes = space.dimensionSizes
-        var result: [Candidate] = []
-        var indices = candidate.indices
-        for dimension in indices.indices {
-            let original = indices[dimension]
-            for value in 0..<sizes[dimension] where value != original {
-                indices[dimension] = value
-                if space.isValid(indices) { result.append(Candidate(variant: candidate.variant, indices: indices)) }
-            }
-            indices[dimension] = original
-        }
-        return result
+        moves(of: candidate) { original, size in (0..<size).filter { $0 != original } }
     }
 
     /// The valid candidates that move one dimension of `candidate` to an adjacent value.
     public func adjacentNeighbours(of candidate: Candidate) -> [Candidate] {
+        moves(of: candidate) { original, size in [original - 1, original + 1].filter { $0 >= 0 && $0 < size } }
+    }
+
+    /// The valid candidates that change one dimension to one of `targets(current index, size)`.
+    private func moves(of candidate: Candidate, _ targets: (Int, Int) -> [Int]) -> [Candidate] {
         let space = variants[candidate.variant]
         let sizes = space.dimensionSizes
         var result: [Candidate] = []
         var indices = candidate.indices
         for dimension in indices.indices {
             let original = indices[dimension]
-            for value in [original - 1, original + 1] where value >= 0 && value < sizes[dimension] {
+            for value in targets(original, sizes[dimension]) {
                 indices[dimension] = value
                 if space.isValid(indices) { result.append(Candidate(variant: candidate.variant, indices: indices)) }
             }
