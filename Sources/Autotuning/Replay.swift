@@ -6,9 +6,13 @@ import Synchronization
 public struct Replay: Sendable {
     public let space: RecordedSpace
     public let optimum: Double
+    /// Times of the space in increasing order, failures last as infinity: random search without
+    /// repetition draws from these.
+    private let sortedTimes: [Double]
 
     public init(cache: KernelTunerCache) throws {
         space = try RecordedSpace(cache)
+        sortedTimes = space.seconds.map { $0 ?? .infinity }.sorted()
         guard let optimum = space.optimum else {
             throw KernelTunerCacheError(path: cache.kernelName, reason: "the recorded space has no successful configuration")
         }
@@ -55,9 +59,6 @@ public struct Replay: Sendable {
 
     // MARK: Random search, exactly
 
-    /// Times of the space in increasing order, failures last as infinity: random search without
-    /// repetition draws from these.
-    private var sortedTimes: [Double] { space.seconds.map { $0 ?? .infinity }.sorted() }
 
     /// log C(n, k).
     private static func logChoose(_ n: Int, _ k: Int) -> Double {

@@ -143,9 +143,5 @@ public final class GEMMHarness {
     }
 
     /// Median of a non-empty list.
-    public static func median(_ values: [Double]) -> Double {
-        let sorted = values.sorted()
-        let middle = sorted.count / 2
-        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-    }
+    public static func median(_ values: [Double]) -> Double { Autotuning.median(values) }
 }
