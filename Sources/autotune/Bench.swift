@@ -1,12 +1,13 @@
 import ArgumentParser
 import Autotuning
+import Foundation
 import OpenCLRuntime
 import TunedKernels
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmark a kernel family against its baselines, measured in the same run on the same data.",
-        subcommands: [BenchGEMM.self]
+        subcommands: [BenchGEMM.self, BenchPerShape.self]
     )
 }
 
@@ -46,12 +47,29 @@ struct BenchGEMM: ParsableCommand {
     @Option(help: "nn, nt, tn or tt (row-major; t = transposed operand).") var layout: GEMMLayout = .nn
     @Option(help: "Number of matrices in a strided batch.") var batch = 1
     @Option(help: "Timed runs per measurement.") var repetitions = 5
+    @Option(name: .customLong("config"),
+            help: ArgumentHelp("Also time this configuration, as JSON: '{\"variant\": \"packed\", \"MR\": 6, ...}' (repeatable).",
+                               valueName: "json"))
+    var configs: [String] = []
+    @Option(help: "Rounds: our kernels and OpenBLAS are timed once per round, interleaved, and the median over rounds is reported.")
+    var rounds = 1
     @Flag(help: "Skip the CLBlast baseline.") var noClblast = false
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+        _ = try extraConfigurations()
+    }
+
+    /// The `--config` values, decoded.
+    func extraConfigurations() throws -> [Configuration] {
+        try configs.map { text in
+            do { return try JSONDecoder().decode(Configuration.self, from: Data(text.utf8)) } catch {
+                throw ValidationError("--config \(text) is not a configuration: give a JSON object with \"variant\" and integer parameters")
+            }
+        }
     }
 
     func run() throws {
@@ -60,17 +78,50 @@ struct BenchGEMM: ParsableCommand {
         let problem = GEMMProblem(m: shape.m, n: shape.n, k: shape.k, batch: batch, precision: precision, layout: layout)
         progress("bench gemm \(problem) on \(context.device.name)")
         let harness = try GEMMHarness(gemm: gemm, problem: problem)
-        var results: [BenchResult] = []
 
-        let ours = try harness.measure(repetitions: repetitions)
-        results.append(BenchResult(name: "tunedkernels", seconds: ours.seconds, gflops: ours.gflops, max_abs_error: ours.maxAbsError,
-                                   peak_device_bytes: ours.peakDeviceBytes, device_seconds: ours.deviceSeconds,
-                                   config: ours.configuration, config_source: ours.source.rawValue,
-                                   error: ours.isCorrect ? nil : "error above tolerance \(harness.tolerance)"))
-        progress("  tunedkernels: \(format(ours.gflops, 1)) GFLOP/s (\(ours.source.rawValue) \(ours.configuration))")
-
-        let blas = harness.openBLASSeconds(repetitions: repetitions)
-        results.append(BenchResult(name: "openblas", seconds: blas, gflops: problem.flops / blas * 1e-9, max_abs_error: 0, peak_device_bytes: nil))
+        // Our kernel, the --config configurations and OpenBLAS, interleaved over the rounds.
+        let extra = try extraConfigurations()
+        var extraErrors: [String?] = extra.map { configuration in
+            let violations = gemm.violations(of: configuration, precision: precision)
+            return violations.isEmpty ? nil : "invalid configuration: " + violations.joined(separator: "; ")
+        }
+        var extraRuns = [[GEMMHarness.Measurement]](repeating: [], count: extra.count)
+        var oursRuns: [GEMMHarness.Measurement] = [], blas: [Double] = []
+        for _ in 0..<rounds {
+            oursRuns.append(try harness.measure(repetitions: repetitions))
+            for index in extra.indices where extraErrors[index] == nil {
+                do { extraRuns[index].append(try harness.measure(extra[index], repetitions: repetitions)) } catch {
+                    extraErrors[index] = "\(error)"
+                }
+            }
+            blas.append(harness.openBLASSeconds(repetitions: repetitions))
+        }
+        func result(_ name: String, _ runs: [GEMMHarness.Measurement]) -> BenchResult {
+            let last = runs[runs.count - 1]
+            let seconds = median(runs.map(\.seconds))
+            return BenchResult(name: name, seconds: seconds, gflops: problem.flops / seconds * 1e-9, max_abs_error: runs.map(\.maxAbsError).max(),
+                               peak_device_bytes: last.peakDeviceBytes, device_seconds: median(runs.map(\.deviceSeconds)),
+                               config: last.configuration, config_source: last.source.rawValue,
+                               error: runs.allSatisfy(\.isCorrect) ? nil : "error above tolerance \(harness.tolerance)")
+        }
+        let ours = result("tunedkernels", oursRuns)
+        let oursSeconds = median(oursRuns.map(\.seconds))
+        var results = [ours]
+        progress("  tunedkernels: \(format(ours.gflops, 1)) GFLOP/s (\(ours.config_source ?? "") \(oursRuns[0].configuration))")
+        for index in extra.indices {
+            let name = "config-\(index + 1)"
+            if let error = extraErrors[index] {
+                results.append(BenchResult(name: name, seconds: nil, gflops: nil, max_abs_error: nil, peak_device_bytes: nil,
+                                           config: extra[index], config_source: "option", error: error))
+            } else {
+                var row = result(name, extraRuns[index])
+                row.config_source = "option"
+                results.append(row)
+            }
+            progress("  \(name): \(format(results[results.count - 1].gflops, 1)) GFLOP/s (\(extra[index]))")
+        }
+        let blasSeconds = median(blas)
+        results.append(BenchResult(name: "openblas", seconds: blasSeconds, gflops: problem.flops / blasSeconds * 1e-9, max_abs_error: 0, peak_device_bytes: nil))
 
         if !noClblast {
             results.append(clblast(name: "clblast", harness: harness, operands: (harness.a, harness.b, harness.c), context: context))
@@ -95,11 +146,12 @@ struct BenchGEMM: ParsableCommand {
         if output.json { try printJSON(report); return }
         print("GEMM \(problem) on \(context.device.name)")
         print(table(["implementation", "seconds", "GFLOP/s", "ours is x faster", "max abs error", "peak device MiB"], results.map { r in
-            [r.name, format(r.seconds, 5), format(r.gflops, 1), r.seconds.map { format($0 / ours.seconds, 2) } ?? "-",
+            [r.name, format(r.seconds, 5), format(r.gflops, 1), r.seconds.map { format($0 / oursSeconds, 2) } ?? "-",
              formatScientific(r.max_abs_error), r.peak_device_bytes.map { format(Double($0) / 1048576, 1) } ?? "-"]
         }))
         for r in results { if let error = r.error { print("note: \(r.name): \(error)") } }
-        print("config: \(ours.configuration) (\(ours.source.rawValue))")
+        print("config: \(oursRuns[0].configuration) (\(ours.config_source ?? ""))")
+        for index in extra.indices { print("config-\(index + 1): \(extra[index])") }
     }
 
     private func clblast(name: String, harness: GEMMHarness, operands: (MatrixOperand, MatrixOperand, MatrixOperand),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// `MxNxK` on the command line.
 struct Shape: ExpressibleByArgument, CustomStringConvertible, Hashable {
@@ -14,4 +15,25 @@ struct Shape: ExpressibleByArgument, CustomStringConvertible, Hashable {
 
     var description: String { "\(m)x\(n)x\(k)" }
     static var defaultValueDescription: String { "MxNxK" }
+}
+
+extension Shape {
+    /// The shapes of a file with one `MxNxK` per line (`#` starts a comment; blank lines are skipped).
+    static func read(file path: String, option: String = "--shapes-file") throws -> [Shape] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ValidationError("cannot read \(option) \(path)")
+        }
+        var shapes: [Shape] = []
+        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?
+                .trimmingCharacters(in: .whitespaces) ?? ""
+            if line.isEmpty { continue }
+            guard let parsed = Shape(argument: line) else {
+                throw ValidationError("\(path):\(number + 1): \"\(line)\" is not MxNxK")
+            }
+            shapes.append(parsed)
+        }
+        if shapes.isEmpty { throw ValidationError("\(option) \(path) holds no shape") }
+        return shapes
+    }
 }

@@ -21,8 +21,10 @@ struct TuneGEMM: ParsableCommand {
             candidate is recorded as failed. The search starts from the dispatcher's current choice and the \
             best configurations of the nearest tuned shapes (--transfer), so tuning never stores something \
             slower than what it had. Every evaluation is journaled in Kernel Tuner's cache format under \
-            --journal-dir; running the same command again resumes without measuring anything twice. The best \
-            configuration per shape is merged into --output (default: the user's database for this device).
+            --journal-dir; running the same command again resumes without measuring anything twice. At the end \
+            the --confirm fastest candidates are timed again in three interleaved rounds (so one lucky \
+            measurement does not decide), and the best median per shape is merged into --output (default: \
+            the user's database for this device).
             """
     )
 
@@ -41,6 +43,8 @@ struct TuneGEMM: ParsableCommand {
     @Option(help: "Seconds a candidate may take before its worker is killed and restarted.") var timeout = 120.0
     @Option(help: "How many of the nearest tuned shapes seed the search; 0 starts from the device default alone, ignoring the databases.")
     var transfer = 3
+    @Option(help: "How many of the fastest candidates are timed again in 3 interleaved rounds before the best is chosen (0 or 1: take the search's best as measured).")
+    var confirm = 4
     @Option(help: "Database file to merge the results into.") var output: String?
     @Option(help: "Folder of the evaluation journals (default: <cache>/journal/<device>).") var journalDir: String?
     @Option(help: "Write an SVG convergence plot (best time so far per shape).") var plot: String?
@@ -53,26 +57,13 @@ struct TuneGEMM: ParsableCommand {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
         guard transfer >= 0 else { throw ValidationError("--transfer must not be negative") }
+        guard confirm >= 0 else { throw ValidationError("--confirm must not be negative") }
         if let timeLimit, !(timeLimit > 0) { throw ValidationError("--time-limit must be positive") }
     }
 
     func shapes() throws -> [Shape] {
         var shapes = shape.map { [$0] } ?? []
-        if let shapesFile {
-            guard let text = try? String(contentsOfFile: shapesFile, encoding: .utf8) else {
-                throw ValidationError("cannot read --shapes-file \(shapesFile)")
-            }
-            for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?
-                    .trimmingCharacters(in: .whitespaces) ?? ""
-                if line.isEmpty { continue }
-                guard let parsed = Shape(argument: line) else {
-                    throw ValidationError("\(shapesFile):\(number + 1): \"\(line)\" is not MxNxK")
-                }
-                shapes.append(parsed)
-            }
-            if shapes.isEmpty { throw ValidationError("--shapes-file \(shapesFile) holds no shape") }
-        }
+        if let shapesFile { shapes += try Shape.read(file: shapesFile) }
         return shapes
     }
 
@@ -81,6 +72,8 @@ struct TuneGEMM: ParsableCommand {
         let kernel: String, device: String, problem: String, strategy: String, budget: Int
         /// Unique configurations evaluated, of which `measured` were run now and the rest read from the journal.
         let evaluations: Int, measured: Int, from_journal: Int, failures: Int, seeds: Int
+        /// How many of the fastest candidates were timed again before the best was chosen.
+        let confirmed: Int
         let best: Best?
         let history: [Double?]
         let journal: String
@@ -183,9 +176,10 @@ struct TuneGEMM: ParsableCommand {
         try runSearch(strategy.make(), in: session, initial: initial)
         bar.finish()
         try journal.close()
+        let (confirmed, chosen) = try confirmBest(session: session, space: space, evaluator: evaluator, bar: bar)
 
         var best: Best?
-        if let (candidate, seconds) = session.best, let configuration = space.configuration(candidate) {
+        if let (candidate, seconds) = chosen, let configuration = space.configuration(candidate) {
             best = Best(config: configuration, seconds: seconds, gflops: problem.flops / seconds * 1e-9)
             try TuningDatabase.merge([TuningEntry(kernel: "gemm", precision: problem.precision.rawValue, layout: problem.layout.rawValue,
                                                   shape: [problem.m, problem.n, problem.k], batch: problem.batch, config: configuration,
@@ -194,6 +188,36 @@ struct TuneGEMM: ParsableCommand {
         }
         return Report(kernel: "gemm", device: device.name, problem: problem.description, strategy: strategy.rawValue, budget: budget,
                       evaluations: session.evaluations, measured: measured, from_journal: session.evaluations - measured,
-                      failures: failures, seeds: initial.count, best: best, history: session.history, journal: journalPath)
+                      failures: failures, seeds: initial.count, confirmed: confirmed, best: best, history: session.history, journal: journalPath)
+    }
+
+    /// One noisy measurement can crown a lucky candidate (the winner's curse of picking the minimum of
+    /// many noisy times), so the `--confirm` fastest distinct candidates are timed again in three
+    /// interleaved rounds and the best median of the new times wins. Returns how many were re-timed
+    /// and the choice (the search's best when there is nothing to confirm or no re-timing succeeded).
+    private func confirmBest(session: SearchSession, space: TuningSpace, evaluator: WorkerEvaluator,
+                             bar: ProgressBar) throws -> (Int, (Candidate, Double)?) {
+        var finalists: [Candidate] = []
+        for record in session.records.filter({ $0.value != nil }).sorted(by: { $0.value! < $1.value! })
+        where finalists.count < confirm && !finalists.contains(record.candidate) {
+            finalists.append(record.candidate)
+        }
+        guard finalists.count > 1 else { return (0, session.best) }
+        bar.log("  confirming the \(finalists.count) fastest in 3 interleaved rounds")
+        var times = [[Double]](repeating: [], count: finalists.count)
+        for round in 0..<3 {
+            for offset in finalists.indices {
+                let index = (offset + round) % finalists.count
+                guard let configuration = space.configuration(finalists[index]) else { continue }
+                if let seconds = try evaluator.evaluate(configuration, cutoff: nil).outcome.seconds { times[index].append(seconds) }
+            }
+        }
+        let timed = finalists.indices.filter { !times[$0].isEmpty }
+        guard let winner = timed.min(by: { median(times[$0]) < median(times[$1]) }) else { return (finalists.count, session.best) }
+        for index in timed {
+            let configuration = space.configuration(finalists[index]).map { "\($0)" } ?? ""
+            bar.log("    \(format(median(times[index]) * 1000, 3)) ms\(index == winner ? " (chosen)" : ""): \(configuration)")
+        }
+        return (finalists.count, (finalists[winner], median(times[winner])))
     }
 }

@@ -42,11 +42,15 @@ struct WorkerGEMM: ParsableCommand {
         }
     }
 
+    /// Timed runs of a candidate add up to at least this many seconds (see ``GEMMHarness/measure``).
+    static let minimumSeconds = 0.02
+
     static func evaluate(_ request: WorkerRequest, harness: GEMMHarness, repetitions: Int) -> WorkerReply {
         let violations = harness.gemm.violations(of: request.config, precision: harness.problem.precision)
         guard violations.isEmpty else { return WorkerReply(status: "failed", error: "invalid configuration: " + violations.joined(separator: "; ")) }
         do {
-            let measured = try harness.measure(request.config, warmup: 1, repetitions: repetitions, cutoff: request.cutoff)
+            let measured = try harness.measure(request.config, warmup: 1, repetitions: repetitions, minimumSeconds: minimumSeconds,
+                                               cutoff: request.cutoff)
             let compile = max(0, measured.firstCallSeconds - measured.seconds)
             guard measured.isCorrect else {
                 return WorkerReply(status: "wrong", seconds: measured.seconds, compile_seconds: compile, max_abs_error: measured.maxAbsError)

@@ -9,7 +9,7 @@ import Testing
 
     struct Report: Decodable {
         struct Best: Decodable { let seconds: Double; let gflops: Double }
-        let evaluations: Int, measured: Int, from_journal: Int, failures: Int
+        let evaluations: Int, measured: Int, from_journal: Int, failures: Int, confirmed: Int
         let best: Best?
         let history: [Double?]
         let journal: String
@@ -49,6 +49,9 @@ import Testing
         let first = try Self.tune(common + ["--budget", "5"])
         #expect(first.evaluations == 5 && first.measured == 5 && first.from_journal == 0)
         #expect(first.best != nil && first.history.count == 5)
+        // The fastest four (or fewer, if some failed) were timed again before the best was stored.
+        let successes = 5 - first.failures
+        #expect(first.confirmed == (successes > 1 ? min(4, successes) : 0))
         let journal = try KernelTunerCache.read(path: first.journal)
         #expect(journal.entries.count == 5)
         #expect(journal.parameterNames.first == "variant")

@@ -70,11 +70,14 @@ public final class GEMMHarness {
     }
 
     /// Runs `configuration` (or the dispatcher's choice) `warmup` times, then `repetitions` timed
-    /// times, and checks the result of the last run against the reference.
+    /// times (more, up to 1000, until the timed runs add up to `minimumSeconds`: a short kernel is timed
+    /// over enough runs that one slow run cannot decide its median), and checks the result of the
+    /// last run against the reference.
     ///
     /// - Parameter cutoff: when a run (after the one that builds) takes longer than this many seconds, the candidate is
     ///   timed by one run after the build alone (a tuner's early stop for hopeless candidates).
-    public func measure(_ configuration: Configuration? = nil, warmup: Int = 1, repetitions: Int = 5, cutoff: Double? = nil) throws -> Measurement {
+    public func measure(_ configuration: Configuration? = nil, warmup: Int = 1, repetitions: Int = 5, minimumSeconds: Double = 0,
+                        cutoff: Double? = nil) throws -> Measurement {
         let context = gemm.context
         context.memory.resetPeak()
         let firstStart = DispatchTime.now().uptimeNanoseconds
@@ -99,11 +102,13 @@ public final class GEMMHarness {
             try context.queue.finish()
         }
         var wall: [Double] = [], device: [Double] = []
-        for _ in 0..<max(repetitions, 1) {
+        var total = 0.0
+        while wall.count < max(repetitions, 1) || (total < minimumSeconds && wall.count < 1000) {
             let start = DispatchTime.now().uptimeNanoseconds
             launch = try gemm.run(problem, a: a, b: b, c: c, configuration: launch.configuration)
             try context.queue.finish()
             wall.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+            total += wall[wall.count - 1]
             device.append(try launch.seconds())
         }
         let error = try maxAbsError(of: c.buffer)

@@ -1,0 +1,177 @@
+import ArgumentParser
+import Autotuning
+import Foundation
+import OpenCLRuntime
+import TunedKernels
+
+/// Does per-shape tuning pay? Every shape's tuned configuration is timed on every shape of the set,
+/// and the per-shape choice is compared with the single configuration that is best over the whole set.
+struct BenchPerShape: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "per-shape",
+        abstract: "Compare per-shape tuned GEMM configurations with the single best configuration for all shapes.",
+        discussion: """
+            Takes the tuned configuration of every shape from the tuning database (each shape must have an \
+            exact entry), times each of those configurations on each shape in --rounds interleaved rounds \
+            (each the median of at least --repetitions runs), and picks the single configuration with the \
+            smallest geometric-mean time over the set, judged on the even rounds. The speedup of a shape is the \
+            single best's time divided by the time of the shape's own tuned configuration, both the median of \
+            the odd rounds: held-out rounds, so the single best's pick does not also profit from the noise it was \
+            picked on (with one round, the same round serves both). The summary is their geometric mean. \
+            A configuration that is invalid, fails or computes a wrong result on some shape cannot be the single best.
+            """
+    )
+
+    @Option(help: "Problem shape MxNxK (repeatable).") var shape: [Shape] = []
+    @Option(help: "A file with one MxNxK shape per line (# starts a comment).") var shapesFile: String?
+    @Option(help: "half or single.") var precision: Precision = .half
+    @Option(help: "nn, nt, tn or tt.") var layout: GEMMLayout = .nn
+    @Option(help: "Tuning database file to take the configurations from (default: the databases the dispatcher reads).")
+    var database: String?
+    @Option(help: "Timed runs per measurement (more for short kernels, until they add up to 20 ms).") var repetitions = 5
+    @Option(help: "Interleaved rounds per shape: even rounds pick the single best, odd rounds measure the speedups.") var rounds = 15
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard !shape.isEmpty || shapesFile != nil else { throw ValidationError("give --shape or --shapes-file") }
+        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+    }
+
+    struct Row: Encodable {
+        let shape: String
+        /// Index into `configs` of this shape's tuned configuration.
+        let tuned: Int
+        /// Seconds of each configuration on this shape, median of the odd rounds (nil: invalid, failed or wrong).
+        let seconds: [Double?]
+        /// The same from the even rounds, on which the single best was chosen.
+        let selection_seconds: [Double?]
+        let tuned_gflops: Double
+        let single_best_gflops: Double?
+        /// Single best seconds / tuned seconds.
+        let speedup: Double?
+        /// Index of the fastest configuration on this shape in this run.
+        let fastest: Int
+    }
+
+    struct Report: Encodable {
+        let kernel: String, device: String, precision: String, layout: String
+        let configs: [Configuration]
+        let rows: [Row]
+        /// Index into `configs` of the single best configuration, nil when none works on every shape.
+        let single_best: Int?
+        let geomean_speedup: Double?
+        let min_speedup: Double?
+        let max_speedup: Double?
+        let rounds: Int, repetitions: Int
+    }
+
+    func run() throws {
+        var shapes = shape
+        if let shapesFile { shapes += try Shape.read(file: shapesFile) }
+        let context = try Context()
+        var tuningDatabase: TuningDatabase
+        if let database {
+            guard let file = try TuningDatabase.read(path: database) else {
+                throw ValidationError("--database \(database) does not exist")
+            }
+            tuningDatabase = TuningDatabase()
+            tuningDatabase.overlay(file, source: database)
+        } else {
+            tuningDatabase = try GEMM(context: context).database
+        }
+        let gemm = try GEMM(context: context, database: tuningDatabase)
+
+        // The tuned configuration of every shape, and the distinct configurations among them.
+        var configs: [Configuration] = [], tunedIndex: [Int] = [], missing: [String] = []
+        for shape in shapes {
+            guard let found = tuningDatabase.lookup(kernel: "gemm", precision: precision.rawValue, layout: layout.rawValue,
+                                                    shape: [shape.m, shape.n, shape.k]), found.exact else {
+                missing.append(shape.description)
+                continue
+            }
+            if let index = configs.firstIndex(of: found.entry.config) { tunedIndex.append(index) } else {
+                configs.append(found.entry.config)
+                tunedIndex.append(configs.count - 1)
+            }
+        }
+        guard missing.isEmpty else {
+            let sources = tuningDatabase.sources.isEmpty ? "no database" : tuningDatabase.sources.joined(separator: ", ")
+            throw ValidationError("no tuned \(precision.rawValue) \(layout.rawValue) GEMM entry for \(missing.joined(separator: ", ")) in \(sources); "
+                                  + "run `autotune tune gemm` for these shapes first")
+        }
+
+        var selection: [[Double?]] = [], evaluation: [[Double?]] = []
+        for (row, shape) in shapes.enumerated() {
+            let problem = GEMMProblem(m: shape.m, n: shape.n, k: shape.k, precision: precision, layout: layout)
+            progress("per-shape \(problem): \(configs.count) configurations, \(rounds) rounds")
+            let harness = try GEMMHarness(gemm: gemm, problem: problem)
+            var runs = [[Double]](repeating: [], count: configs.count)
+            var broken = configs.map { !gemm.violations(of: $0, precision: precision).isEmpty }
+            for round in 0..<rounds {
+                // Rotate the order each round so no configuration always runs first or last.
+                for offset in configs.indices {
+                    let index = (offset + round + row) % configs.count
+                    if broken[index] { continue }
+                    do {
+                        let measured = try harness.measure(configs[index], repetitions: repetitions, minimumSeconds: 0.02)
+                        if measured.isCorrect { runs[index].append(measured.seconds) } else { broken[index] = true }
+                    } catch {
+                        broken[index] = true
+                    }
+                }
+            }
+            // Even rounds pick the single best, odd rounds measure the speedups.
+            func medianOfRounds(_ index: Int, parity: Int) -> Double? {
+                if broken[index] || runs[index].isEmpty { return nil }
+                let kept = runs[index].count < 2 ? runs[index] : runs[index].enumerated().filter { $0.offset % 2 == parity }.map(\.element)
+                return median(kept)
+            }
+            selection.append(configs.indices.map { medianOfRounds($0, parity: 0) })
+            evaluation.append(configs.indices.map { medianOfRounds($0, parity: 1) })
+            gemm.releaseScratch()
+        }
+
+        let report = Self.summarize(device: context.device.name, precision: precision, layout: layout, shapes: shapes, configs: configs,
+                                    tuned: tunedIndex, selection: selection, times: evaluation, rounds: rounds, repetitions: repetitions)
+        if output.json { try printJSON(report); return }
+        print("GEMM \(precision.rawValue) \(layout.rawValue) on \(report.device): per-shape tuned vs single best configuration")
+        print(table(["shape", "tuned", "tuned GFLOP/s", "single best GFLOP/s", "speedup", "fastest here"], report.rows.map { r in
+            [r.shape, "#\(r.tuned + 1)", format(r.tuned_gflops, 1), format(r.single_best_gflops, 1), format(r.speedup, 3), "#\(r.fastest + 1)"]
+        }))
+        for (index, config) in configs.enumerated() { print("#\(index + 1): \(config)") }
+        if let best = report.single_best {
+            print("single best: #\(best + 1); geometric-mean speedup of per-shape tuning: \(format(report.geomean_speedup, 3))x "
+                  + "(min \(format(report.min_speedup, 3)), max \(format(report.max_speedup, 3)))")
+        } else {
+            print("no configuration works on every shape: every single configuration fails somewhere")
+        }
+    }
+
+    /// The single best configuration, chosen on `selection`, and the speedups, measured on `times`
+    /// (both `[shape][config]` seconds, nil where a configuration does not work).
+    static func summarize(device: String, precision: Precision, layout: GEMMLayout, shapes: [Shape], configs: [Configuration],
+                          tuned: [Int], selection: [[Double?]], times: [[Double?]], rounds: Int, repetitions: Int) -> Report {
+        func flops(_ shape: Shape) -> Double { 2 * Double(shape.m) * Double(shape.n) * Double(shape.k) }
+        // The single best: smallest mean log time over the shapes, among the configurations that work on all of them.
+        let complete = configs.indices.filter { index in selection.allSatisfy { $0[index] != nil } && times.allSatisfy { $0[index] != nil } }
+        let single = complete.min { a, b in
+            selection.reduce(0) { $0 + log($1[a]!) } < selection.reduce(0) { $0 + log($1[b]!) }
+        }
+        var rows: [Row] = []
+        for (row, shape) in shapes.enumerated() {
+            let own = times[row][tuned[row]]
+            let singleSeconds = single.flatMap { times[row][$0] }
+            let fastest = configs.indices.min { (times[row][$0] ?? .infinity) < (times[row][$1] ?? .infinity) } ?? tuned[row]
+            let speedup: Double? = if let own, let singleSeconds { singleSeconds / own } else { nil }
+            rows.append(Row(shape: shape.description, tuned: tuned[row], seconds: times[row], selection_seconds: selection[row],
+                            tuned_gflops: own.map { flops(shape) / $0 * 1e-9 } ?? 0,
+                            single_best_gflops: singleSeconds.map { flops(shape) / $0 * 1e-9 }, speedup: speedup, fastest: fastest))
+        }
+        let speedups = rows.compactMap(\.speedup)
+        let geomean = speedups.count == rows.count && !rows.isEmpty ? exp(speedups.reduce(0) { $0 + log($1) } / Double(speedups.count)) : nil
+        return Report(kernel: "gemm", device: device, precision: precision.rawValue, layout: layout.rawValue, configs: configs, rows: rows,
+                      single_best: single, geomean_speedup: geomean, min_speedup: speedups.min(), max_speedup: speedups.max(),
+                      rounds: rounds, repetitions: repetitions)
+    }
+}

@@ -1,0 +1,105 @@
+import Autotuning
+import Foundation
+import Testing
+
+/// `autotune bench gemm --config` and `autotune bench per-shape` on the PoCL device, small shapes.
+@Suite(.serialized) struct BenchCommandTests {
+    struct Output { let status: Int32; let stdout: Data; let stderr: String }
+
+    static func autotune(_ arguments: [String]) throws -> Output {
+        let process = TuneCommandTests.process(arguments)
+        // stderr goes to a file, so neither stream can fill its pipe and stall the child.
+        let errorPath = FileManager.default.temporaryDirectory.appendingPathComponent("tk-bench-\(UUID().uuidString).err").path
+        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: errorPath) }
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errorPath))
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let stderr = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
+        return Output(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+    }
+
+    static let fast = Configuration(variant: "packed", ["KC": 0, "MR": 4, "NR": 24, "PKU": 4, "PLM": 1, "PLN": 1, "TM": 16, "TN": 1, "VW": 8])
+    static let other = Configuration(variant: "packed", ["KC": 512, "MR": 6, "NR": 16, "PKU": 1, "PLM": 1, "PLN": 4, "TM": 2, "TN": 2, "VW": 16])
+
+    static func json(_ configuration: Configuration) throws -> String {
+        String(decoding: try JSONEncoder().encode(configuration), as: UTF8.self)
+    }
+
+    struct BenchReport: Decodable {
+        struct Result: Decodable { let name: String; let seconds: Double?; let config: Configuration?; let error: String? }
+        let results: [Result]
+    }
+
+    @Test func benchTimesGivenConfigurationsAndRejectsInvalidOnes() throws {
+        let invalid = Configuration(variant: "packed", ["KC": 0, "MR": 0, "NR": 24, "PKU": 4, "PLM": 1, "PLN": 1, "TM": 16, "TN": 1, "VW": 8])
+        let output = try Self.autotune(["bench", "gemm", "--shape", "7x9x5", "--precision", "single", "--no-clblast", "--json",
+                                        "--repetitions", "1", "--rounds", "2", "--config", try Self.json(Self.other), "--config", try Self.json(invalid)])
+        #expect(output.status == 0, "\(output.stderr)")
+        let report = try JSONDecoder().decode(BenchReport.self, from: output.stdout)
+        #expect(report.results.map(\.name) == ["tunedkernels", "config-1", "config-2", "openblas"])
+        let timed = try #require(report.results.first { $0.name == "config-1" })
+        #expect(timed.seconds != nil && timed.error == nil && timed.config == Self.other)
+        let rejected = try #require(report.results.first { $0.name == "config-2" })
+        #expect(rejected.seconds == nil)
+        #expect(rejected.error?.contains("invalid configuration") == true)
+
+        let unreadable = try Self.autotune(["bench", "gemm", "--shape", "7x9x5", "--config", "{MR: 4"])
+        #expect(unreadable.status != 0)
+        #expect(unreadable.stderr.contains("is not a configuration"))
+    }
+
+    struct PerShapeReport: Decodable {
+        struct Row: Decodable {
+            let shape: String, tuned: Int, seconds: [Double?], selection_seconds: [Double?], speedup: Double?, fastest: Int
+        }
+        let configs: [Configuration]
+        let rows: [Row]
+        let single_best: Int?
+        let geomean_speedup: Double?
+    }
+
+    @Test func perShapeTimesEveryTunedConfigurationOnEveryShape() throws {
+        let folder = TuneCommandTests.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let database = folder + "/db.json"
+        func entry(_ shape: [Int], _ configuration: Configuration) -> TuningEntry {
+            TuningEntry(kernel: "gemm", precision: "single", layout: "nn", shape: shape, config: configuration, seconds: 1e-3, gflops: nil)
+        }
+        try TuningDatabase.merge([entry([7, 9, 5], Self.fast), entry([33, 17, 20], Self.other), entry([1, 127, 64], Self.fast)],
+                                 into: database, device: "test")
+        try "# two shapes\n7x9x5\n33x17x20\n\n".write(toFile: folder + "/shapes.txt", atomically: true, encoding: .utf8)
+        let output = try Self.autotune(["bench", "per-shape", "--shapes-file", folder + "/shapes.txt", "--shape", "1x127x64",
+                                        "--precision", "single", "--database", database, "--rounds", "2", "--repetitions", "1", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let report = try JSONDecoder().decode(PerShapeReport.self, from: output.stdout)
+        #expect(report.configs == [Self.fast, Self.other])
+        // --shape shapes first, then the file's.
+        #expect(report.rows.map(\.shape) == ["1x127x64", "7x9x5", "33x17x20"])
+        #expect(report.rows.map(\.tuned) == [0, 0, 1])
+        let single = try #require(report.single_best)
+        var logSum = 0.0
+        for row in report.rows {
+            let times = row.seconds.compactMap { $0 }
+            try #require(times.count == 2, "every configuration is timed on \(row.shape)")
+            let speedup = try #require(row.speedup)
+            #expect(abs(speedup - times[single] / times[row.tuned]) < 1e-9 * speedup)
+            #expect(times[row.fastest] == times.min())
+            logSum += log(speedup)
+        }
+        // The single best minimizes the geometric-mean time over the set in the rounds that pick it.
+        let meanLog = { (index: Int) in report.rows.reduce(0.0) { $0 + log($1.selection_seconds[index]!) } }
+        #expect(meanLog(single) <= meanLog(1 - single))
+        let geomean = try #require(report.geomean_speedup)
+        #expect(abs(geomean - exp(logSum / 3)) < 1e-9 * geomean)
+
+        let missing = try Self.autotune(["bench", "per-shape", "--shape", "7x9x5", "--shape", "8x8x8", "--precision", "single",
+                                         "--database", database])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("no tuned single nn GEMM entry for 8x8x8"), "\(missing.stderr)")
+    }
+}
