@@ -8,5 +8,5 @@ swift build -c release --product autotune
 autotune=$(swift build -c release --show-bin-path)/autotune
 shape=${SHAPE:-1024x1024x1024}
 "$autotune" devices
-"$autotune" tune gemm --shape "$shape" --precision half --strategy random --budget "${BUDGET:-12}"
+"$autotune" tune gemm --shape "$shape" --precision half --budget "${BUDGET:-12}"
 "$autotune" bench gemm --shape "$shape" --precision half
