@@ -105,9 +105,9 @@ struct BenchGEMM: ParsableCommand {
                                error: runs.allSatisfy(\.isCorrect) ? nil : "error above tolerance \(harness.tolerance)")
         }
         let ours = result("tunedkernels", oursRuns)
-        let oursSeconds = median(oursRuns.map(\.seconds))
+        let oursSeconds = ours.seconds ?? .nan
         var results = [ours]
-        progress("  tunedkernels: \(format(ours.gflops, 1)) GFLOP/s (\(ours.config_source ?? "") \(oursRuns[0].configuration))")
+        progress("  tunedkernels: \(format(ours.gflops, 1)) GFLOP/s (\(ours.config_source ?? "") \(ours.config.map { "\($0)" } ?? ""))")
         for index in extra.indices {
             let name = "config-\(index + 1)"
             if let error = extraErrors[index] {
@@ -150,7 +150,7 @@ struct BenchGEMM: ParsableCommand {
              formatScientific(r.max_abs_error), r.peak_device_bytes.map { format(Double($0) / 1048576, 1) } ?? "-"]
         }))
         for r in results { if let error = r.error { print("note: \(r.name): \(error)") } }
-        print("config: \(oursRuns[0].configuration) (\(ours.config_source ?? ""))")
+        print("config: \(ours.config.map { "\($0)" } ?? "-") (\(ours.config_source ?? ""))")
         for index in extra.indices { print("config-\(index + 1): \(extra[index])") }
     }
 

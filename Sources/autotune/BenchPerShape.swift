@@ -70,17 +70,18 @@ struct BenchPerShape: ParsableCommand {
         var shapes = shape
         if let shapesFile { shapes += try Shape.read(file: shapesFile) }
         let context = try Context()
-        var tuningDatabase: TuningDatabase
+        let gemm: GEMM
         if let database {
             guard let file = try TuningDatabase.read(path: database) else {
                 throw ValidationError("--database \(database) does not exist")
             }
-            tuningDatabase = TuningDatabase()
-            tuningDatabase.overlay(file, source: database)
+            var only = TuningDatabase()
+            only.overlay(file, source: database)
+            gemm = try GEMM(context: context, database: only)
         } else {
-            tuningDatabase = try GEMM(context: context).database
+            gemm = try GEMM(context: context)
         }
-        let gemm = try GEMM(context: context, database: tuningDatabase)
+        let tuningDatabase = gemm.database
 
         // The tuned configuration of every shape, and the distinct configurations among them.
         var configs: [Configuration] = [], tunedIndex: [Int] = [], missing: [String] = []
@@ -108,17 +109,13 @@ struct BenchPerShape: ParsableCommand {
             let harness = try GEMMHarness(gemm: gemm, problem: problem)
             var runs = [[Double]](repeating: [], count: configs.count)
             var broken = configs.map { !gemm.violations(of: $0, precision: precision).isEmpty }
-            for round in 0..<rounds {
-                // Rotate the order each round so no configuration always runs first or last.
-                for offset in configs.indices {
-                    let index = (offset + round + row) % configs.count
-                    if broken[index] { continue }
-                    do {
-                        let measured = try harness.measure(configs[index], repetitions: repetitions, minimumSeconds: 0.02)
-                        if measured.isCorrect { runs[index].append(measured.seconds) } else { broken[index] = true }
-                    } catch {
-                        broken[index] = true
-                    }
+            forEachInterleaved(count: configs.count, rounds: rounds, shift: row) { index, _ in
+                if broken[index] { return }
+                do {
+                    let measured = try harness.measure(configs[index], repetitions: repetitions, minimumSeconds: 0.02)
+                    if measured.isCorrect { runs[index].append(measured.seconds) } else { broken[index] = true }
+                } catch {
+                    broken[index] = true
                 }
             }
             // Even rounds pick the single best, odd rounds measure the speedups.

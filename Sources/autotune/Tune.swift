@@ -205,12 +205,9 @@ struct TuneGEMM: ParsableCommand {
         guard finalists.count > 1 else { return (0, session.best) }
         bar.log("  confirming the \(finalists.count) fastest in 3 interleaved rounds")
         var times = [[Double]](repeating: [], count: finalists.count)
-        for round in 0..<3 {
-            for offset in finalists.indices {
-                let index = (offset + round) % finalists.count
-                guard let configuration = space.configuration(finalists[index]) else { continue }
-                if let seconds = try evaluator.evaluate(configuration, cutoff: nil).outcome.seconds { times[index].append(seconds) }
-            }
+        try forEachInterleaved(count: finalists.count, rounds: 3) { index, _ in
+            guard let configuration = space.configuration(finalists[index]) else { return }
+            if let seconds = try evaluator.evaluate(configuration, cutoff: nil).outcome.seconds { times[index].append(seconds) }
         }
         let timed = finalists.indices.filter { !times[$0].isEmpty }
         guard let winner = timed.min(by: { median(times[$0]) < median(times[$1]) }) else { return (finalists.count, session.best) }
