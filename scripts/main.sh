@@ -9,4 +9,4 @@ autotune=$(swift build -c release --show-bin-path)/autotune
 shape=${SHAPE:-1024x1024x1024}
 "$autotune" devices
 "$autotune" tune gemm --shape "$shape" --precision half --budget "${BUDGET:-12}"
-"$autotune" bench gemm --shape "$shape" --precision half
+"$autotune" bench gemm --shape "$shape" --precision half --rounds 3
