@@ -1,3 +1,4 @@
+import Foundation
 import OpenCLRuntime
 import Testing
 
@@ -14,6 +15,13 @@ import Testing
             #expect(device.supportsHalf == device.extensions.contains("cl_khr_fp16"))
             #expect(!device.slug.isEmpty && device.slug.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "-" })
         }
+    }
+
+    @Test func pinsPoCLWorkerThreadsUnlessTheUserChose() throws {
+        let before = ProcessInfo.processInfo.environment["POCL_AFFINITY"]
+        _ = try Device.all()
+        // Pinned by the first enumeration, or left as the user (or the test runner) set it.
+        #expect(ProcessInfo.processInfo.environment["POCL_AFFINITY"] == (before ?? "1"))
     }
 
     @Test func selectionByIndexNameAndDefault() throws {
