@@ -50,17 +50,23 @@ let libraries: [Target] = [
     ),
 ]
 
-// MARK: - Command-line tool and example
+// MARK: - Command-line tool and examples
 
 let executables: [Target] = [
-    .executableTarget(
-        name: "autotune",
+    // The commands, generic over a registry of kernel families (tests add a family of their own).
+    .target(
+        name: "AutotuneCLI",
         dependencies: [
-            "TunedKernels", "OpenCLRuntime", "Autotuning", "CBLAS", "CCLBlast",
+            "TunedKernels", "OpenCLRuntime", "Autotuning", "CCLBlast",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]
     ),
+    .executableTarget(name: "autotune", dependencies: ["AutotuneCLI", "TunedKernels"]),
     .executableTarget(name: "GEMMExample", dependencies: ["TunedKernels"], path: "Examples/GEMMExample"),
+    .executableTarget(name: "TuneExample", dependencies: ["TunedKernels"], path: "Examples/TuneExample"),
+    // `autotune` plus a test-only "vector add" family: proof that a family needs no CLI change.
+    .executableTarget(name: "autotune-fixture", dependencies: ["AutotuneCLI", "TunedKernels", "OpenCLRuntime", "Autotuning"],
+                      path: "Tests/Fixtures/AutotuneFixture"),
 ]
 
 // MARK: - Tests

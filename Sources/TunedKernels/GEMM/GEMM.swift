@@ -1,7 +1,6 @@
 import Autotuning
 import Foundation
 import OpenCLRuntime
-import Synchronization
 
 /// Tuned GEMM on an OpenCL device: `C = alpha * op(A) * op(B) + beta * C`, row-major, fp16 or fp32
 /// storage with fp32 accumulation, any M, N, K >= 1, leading dimensions and strided batches.
@@ -19,64 +18,91 @@ import Synchronization
 /// try gemm(m: m, n: n, k: k, a: a, b: b, c: c)          // C = A * B
 /// let result = try c.download()
 /// ```
-public final class GEMM: @unchecked Sendable {
-    /// Where a launch's configuration came from.
-    public enum ConfigurationSource: String, Sendable {
-        case explicit, tuned, nearest = "nearest-tuned", `default`
+public final class GEMM: KernelFamily, @unchecked Sendable {
+    public let core: FamilyCore
+
+    public init(core: FamilyCore) { self.core = core }
+
+    /// What one call enqueued (the kernels' events: packs, GEMM, reduction).
+    public typealias Launch = KernelLaunch
+
+    // MARK: The family
+
+    public static let name = "gemm"
+    public static let summary = "C = alpha * op(A) * op(B) + beta * C, fp16 or fp32 storage with fp32 accumulation"
+    public static let problemOptions: [ProblemOption] = [
+        ProblemOption("shape", .dimensions(["m", "n", "k"]), help: "M, N and K: op(A) is M x K, op(B) K x N.", primary: true),
+        .choice("precision", Precision.self, help: "Storage precision.", default: .half),
+        .choice("layout", GEMMLayout.self, help: "Row-major operands; t = transposed (nt: C = A * B^T).", default: .nn),
+        ProblemOption("batch", .integer, help: "Matrices in a strided batch.", default: "1"),
+    ]
+
+    public static func key(_ problem: GEMMProblem) -> TuningKey {
+        TuningKey(kernel: name, tags: ["precision": problem.precision.rawValue, "layout": problem.layout.rawValue],
+                  sizes: [problem.m, problem.n, problem.k, problem.batch])
     }
 
-    /// What one call enqueued.
-    public struct Launch {
-        public let configuration: Configuration
-        public let source: ConfigurationSource
-        /// The kernels' events in queue order (packs, GEMM, reduction).
-        public let events: [Event]
-
-        /// Device seconds from the start of the first kernel to the end of the last (waits for them).
-        public func seconds() throws -> Double { try Event.span(events) }
+    public static func work(_ problem: GEMMProblem) -> Work {
+        let (m, n, k, b) = (Double(problem.m), Double(problem.n), Double(problem.k), Double(problem.batch))
+        return Work(flops: 2 * m * n * k * b, bytes: (m * k + k * n + m * n) * b * Double(problem.precision.bytes))
     }
 
-    public let context: Context
-    public let database: TuningDatabase
-    public let limits: DeviceLimits
-
-    private struct State {
-        var kernels: [String: Kernel] = [:]
-        var scratch: [String: DeviceBuffer<Float>] = [:]
-    }
-    private let state = Mutex(State())
-
-    /// - Parameter database: tuned configurations; by default ``TuningDatabase/forDevice(_:environment:)``.
-    public init(context: Context, database: TuningDatabase? = nil) throws {
-        self.context = context
-        self.database = try database ?? TuningDatabase.forDevice(context.device)
-        limits = DeviceLimits(context.device)
-    }
-
-    // MARK: Configuration choice
-
-    /// The configuration a call of `problem` would use, and where it came from.
-    public func configuration(for problem: GEMMProblem) -> (Configuration, ConfigurationSource) {
-        if let (entry, exact) = database.lookup(kernel: "gemm", precision: problem.precision.rawValue, layout: problem.layout.rawValue,
-                                                shape: [problem.m, problem.n, problem.k], batch: problem.batch),
-           isValid(entry.config, precision: problem.precision) {
-            return (entry.config, exact ? .tuned : .nearest)
+    /// Sizes of at least 1; one matrix within the kernels' 32-bit indexing; the operands, the packed fp32 panels
+    /// on the device, and the harness's fp32 host copies (operands, reference, a baseline's output).
+    public static func needs(_ problem: GEMMProblem) throws -> ResourceNeeds {
+        try Checked.sizes(["M": problem.m, "N": problem.n, "K": problem.k, "batch": problem.batch], family: name)
+        for (label, rows, columns) in [("A", problem.m, problem.k), ("B", problem.k, problem.n), ("C", problem.m, problem.n)] {
+            let elements = try Checked.product(rows, columns, what: "one matrix of \(label)")
+            guard elements <= Int(Int32.max) else {
+                throw ProblemError("gemm: one matrix of \(label) holds \(rows) x \(columns) elements, more than the kernels' 32-bit indexing reaches (\(Int32.max)); split the problem")
+            }
         }
-        let fallback = GEMMDefaults.configurations(for: problem, kind: limits.kind).first { isValid($0, precision: problem.precision) }
-        return (fallback ?? GEMMDefaults.safest, .default)
+        let (m, n, k, batch, bytes) = (problem.m, problem.n, problem.k, problem.batch, problem.precision.bytes)
+        let a = try Checked.product(m, k, batch, bytes, what: "A"), b = try Checked.product(k, n, batch, bytes, what: "B")
+        let c = try Checked.product(m, n, batch, bytes, what: "C")
+        let panels = [try Checked.product(m + 16, k, batch, 4, what: "the packed A panels"),
+                      try Checked.product(n + 32, k, batch, 4, what: "the packed B panels")]
+        let host = try Checked.sum([try Checked.product(m, k, batch, 8, what: "A on the host"),
+                                    try Checked.product(k, n, batch, 8, what: "B on the host"),
+                                    try Checked.product(m, n, batch, 16, what: "C on the host")], what: "the host memory")
+        return ResourceNeeds(deviceBuffers: [a, b, c] + panels, hostBytes: host)
+    }
+
+    public func spaces(for problem: GEMMProblem) -> [SearchSpace] {
+        GEMMSpace.spaces(limits: limits, precision: problem.precision)
+    }
+
+    public func defaults(for problem: GEMMProblem) -> [Configuration] {
+        GEMMDefaults.configurations(for: problem, kind: limits.kind)
+    }
+
+    public func harness(_ problem: GEMMProblem, seed: UInt64) throws -> GEMMHarness {
+        try GEMMHarness(gemm: self, problem: problem, seed: seed)
+    }
+
+    /// Two calls with canaries around every buffer, odd offsets, padded rows and batch gaps: `alpha = 1.5`,
+    /// `beta = 0` on a C full of NaN, then `alpha = -0.75`, `beta = 0.5`.
+    public func verify(_ problem: GEMMProblem, configuration: Configuration?, seed: UInt64) throws -> Verification {
+        let verifier = GEMMVerifier(gemm: self)
+        let first = try verifier.verify(problem, alpha: 1.5, beta: 0, configuration: configuration, seed: seed)
+        let second = try verifier.verify(problem, alpha: -0.75, beta: 0.5, configuration: configuration, seed: seed &+ 1)
+        return Verification(configuration: first.configuration, source: first.source,
+                            checks: [("alpha 1.5, beta 0 (NaN in C)", first.check), ("alpha -0.75, beta 0.5", second.check)],
+                            canaryViolations: first.canaryViolations + second.canaryViolations,
+                            inputViolations: first.inputViolations + second.inputViolations)
     }
 
     /// The constraints `configuration` violates on this device for `precision` (empty when valid).
     public func violations(of configuration: Configuration, precision: Precision) -> [String] {
-        guard let variant = GEMMVariant(rawValue: configuration.variant) else {
-            return ["unknown variant \(configuration.variant) (one of \(GEMMVariant.allCases.map(\.rawValue).joined(separator: ", ")))"]
-        }
-        return GEMMSpace.space(variant, limits: limits, precision: precision).violations(of: configuration)
+        violations(of: configuration, for: GEMMProblem(m: 1, n: 1, k: 1, precision: precision))
     }
 
     func isValid(_ configuration: Configuration, precision: Precision) -> Bool {
         violations(of: configuration, precision: precision).isEmpty
     }
+
+    /// Releases the scratch buffers (packed panels, split-K partial sums) kept between calls.
+    public func releaseScratch() { core.releaseScratch() }
 
     // MARK: Calls
 
@@ -93,17 +119,14 @@ public final class GEMM: @unchecked Sendable {
                     c: MatrixOperand, configuration explicit: Configuration? = nil) throws -> Launch {
         try validate(problem, a: a, b: b, c: c)
         let (configuration, source): (Configuration, ConfigurationSource)
-        if let explicit {
-            let problems = violations(of: explicit, precision: problem.precision)
-            guard problems.isEmpty else {
-                throw GEMMError.invalidConfiguration("\(explicit) is not valid on \(context.device.name): " + problems.joined(separator: "; "))
-            }
-            (configuration, source) = (explicit, .explicit)
-        } else {
-            (configuration, source) = self.configuration(for: problem)
+        do {
+            (configuration, source) = try resolve(explicit, for: problem)
+        } catch let error as InvalidConfiguration {
+            throw GEMMError.invalidConfiguration(error.message)
         }
-        let events = try state.withLock { state in
-            try enqueue(problem, alpha: alpha, a: a, b: b, beta: beta, c: c, configuration: configuration, state: &state)
+        // Kernels hold their arguments: one call at a time sets and enqueues them.
+        let events = try core.serialized {
+            try enqueue(problem, alpha: alpha, a: a, b: b, beta: beta, c: c, configuration: configuration)
         }
         return Launch(configuration: configuration, source: source, events: events)
     }
@@ -136,30 +159,8 @@ public final class GEMM: @unchecked Sendable {
         return options.joined(separator: " ")
     }
 
-    private func kernel(_ name: String, options: String, state: inout State) throws -> Kernel {
-        let key = options + "|" + name
-        if let kernel = state.kernels[key] { return kernel }
-        let source = try KernelSources.program("gemm")
-        let program = try context.programs.program(context, source: source, options: options)
-        let kernel = try program.kernel(named: name)
-        state.kernels[key] = kernel
-        return kernel
-    }
-
-    /// A scratch buffer of at least `count` floats for `role`, reused across calls.
-    private func scratch(_ role: String, count: Int, state: inout State) throws -> DeviceBuffer<Float> {
-        if let buffer = state.scratch[role], buffer.count >= count { return buffer }
-        state.scratch[role] = nil
-        let buffer = try DeviceBuffer<Float>(context, count: max(count, 1))
-        state.scratch[role] = buffer
-        return buffer
-    }
-
-    /// Releases the scratch buffers (packed panels, split-K partial sums) kept between calls.
-    public func releaseScratch() { state.withLock { $0.scratch.removeAll() } }
-
     private func enqueue(_ p: GEMMProblem, alpha: Float, a: MatrixOperand, b: MatrixOperand, beta: Float, c: MatrixOperand,
-                         configuration: Configuration, state: inout State) throws -> [Event] {
+                         configuration: Configuration) throws -> [Event] {
         let options = Self.buildOptions(configuration, problem: p)
         let v = configuration.values
         let queue = context.queue
@@ -172,18 +173,18 @@ public final class GEMM: @unchecked Sendable {
         case .direct:
             let (wptm, wptn, lm, ln) = (v["WPTM"]!, v["WPTN"]!, v["DLOCALM"]!, v["DLOCALN"]!)
             let global = [roundUp(ceilDiv(p.n, wptn), ln), roundUp(ceilDiv(p.m, wptm), lm), batch]
-            let kernel = try self.kernel("gemm_direct", options: options, state: &state)
+            let kernel = try core.kernel("gemm_direct", options: options)
             return [try kernel.launch(on: queue, global: global, local: [ln, lm, 1],
                                       arguments: head + operands(a) + operands(b) + operands(c))]
         case .xgemm:
             let (mwg, nwg, mdimc, ndimc, ksplit) = (v["MWG"]!, v["NWG"]!, v["MDIMC"]!, v["NDIMC"]!, v["KSPLIT"]!)
-            let partial = try scratch("partial", count: ksplit > 1 ? batch * ksplit * p.m * p.n : 1, state: &state)
+            let partial = try core.scratch("partial", count: ksplit > 1 ? batch * ksplit * p.m * p.n : 1, of: Float.self)
             let global = [ceilDiv(p.n, nwg) * ndimc, ceilDiv(p.m, mwg) * mdimc, batch * ksplit]
-            let kernel = try self.kernel("xgemm", options: options, state: &state)
+            let kernel = try core.kernel("xgemm", options: options)
             var events = [try kernel.launch(on: queue, global: global, local: [ndimc, mdimc, 1],
                                             arguments: head + operands(a) + operands(b) + operands(c) + [partial])]
             if ksplit > 1 {
-                let reduce = try self.kernel("gemm_splitk_reduce", options: options, state: &state)
+                let reduce = try core.kernel("gemm_splitk_reduce", options: options)
                 events.append(try reduce.launch(on: queue, global: [roundUp(p.n, 16), p.m, batch], local: [16, 1, 1],
                                                 arguments: [m, n, beta, partial] + operands(c)))
             }
@@ -191,11 +192,11 @@ public final class GEMM: @unchecked Sendable {
         case .packed:
             let (mr, nr, tm, tn, plm, pln) = (v["MR"]!, v["NR"]!, v["TM"]!, v["TN"]!, v["PLM"]!, v["PLN"]!)
             let (mp, np) = (roundUp(p.m, mr), roundUp(p.n, nr))
-            let ap = try scratch("packedA", count: batch * mp * p.k, state: &state)
-            let bp = try scratch("packedB", count: batch * np * p.k, state: &state)
-            let packA = try self.kernel("pack_a", options: options, state: &state)
-            let packB = try self.kernel("pack_b", options: options, state: &state)
-            let gemm = try self.kernel("gemm_packed", options: options, state: &state)
+            let ap = try core.scratch("packedA", count: batch * mp * p.k, of: Float.self)
+            let bp = try core.scratch("packedB", count: batch * np * p.k, of: Float.self)
+            let packA = try core.kernel("pack_a", options: options)
+            let packB = try core.kernel("pack_b", options: options)
+            let gemm = try core.kernel("gemm_packed", options: options)
             var events: [Event] = []
             events.append(try packA.launch(on: queue, global: [roundUp(p.k, 64), mp / mr, batch], local: [64, 1, 1],
                                            arguments: [m, k] + operands(a) + [ap]))

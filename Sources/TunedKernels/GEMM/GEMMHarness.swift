@@ -4,8 +4,8 @@ import Dispatch
 import OpenCLRuntime
 
 /// Random operands of one problem on the device and on the host, the OpenBLAS reference result, and
-/// timed runs of GEMM configurations on them: what `autotune bench` and `autotune tune` measure.
-public final class GEMMHarness {
+/// launches of GEMM configurations on them: what `autotune bench`, `tune` and the tests measure.
+public final class GEMMHarness: KernelHarness {
     public let gemm: GEMM
     public let problem: GEMMProblem
     /// Host operands as fp32 (half inputs are rounded to fp16 first, then widened exactly).
@@ -14,27 +14,16 @@ public final class GEMMHarness {
     public let a: MatrixOperand, b: MatrixOperand, c: MatrixOperand
     /// `A * B` computed by OpenBLAS SGEMM on the host operands.
     public let reference: [Float]
+    /// The family's tolerance for this problem (``GEMMReference/tolerance(_:alpha:beta:largest:)``).
+    public let tolerance: Double
 
-    /// One timed configuration.
-    public struct Measurement: Sendable {
-        public let configuration: Configuration
-        public let source: GEMM.ConfigurationSource
-        /// Median wall-clock seconds of one call, from enqueue to completion.
-        public let seconds: Double
-        /// Median device seconds from the first kernel's start to the last kernel's end.
-        public let deviceSeconds: Double
-        public let maxAbsError: Double
-        /// Whether the result is within ``GEMMHarness/tolerance``.
-        public let isCorrect: Bool
-        /// The most device memory this context held during the runs (operands, scratch).
-        public let peakDeviceBytes: Int
-        public let gflops: Double
-        /// Wall-clock seconds of the first call, which builds the kernels (from the program cache if
-        /// they were built before): the call minus a timed run approximates the compile time.
-        public let firstCallSeconds: Double
-    }
+    public var context: Context { gemm.context }
+    public var work: Work { GEMM.work(problem) }
 
+    /// - Throws: ``ProblemError`` when the problem does not fit the kernels, the device or the host, before
+    ///   anything is allocated.
     public init(gemm: GEMM, problem: GEMMProblem, seed: UInt64 = 42) throws {
+        try gemm.check(problem)
         self.gemm = gemm
         self.problem = problem
         var generator = SplitMix64(seed: seed)
@@ -59,64 +48,33 @@ public final class GEMMHarness {
                            a: .init(hostA, leadingDimension: aColumns, batchStride: aRows * aColumns),
                            b: .init(hostB, leadingDimension: bColumns, batchStride: bRows * bColumns), beta: 0, c: &expected)
         reference = expected.values
+        tolerance = GEMMReference.tolerance(problem, alpha: 1, beta: 0, largest: Double(reference.lazy.map { abs($0) }.max() ?? 0))
     }
 
-    /// The largest accepted absolute error: fp32 accumulation error grows with K; half storage
-    /// rounds the result to 11 significant bits.
-    public var tolerance: Double {
-        let largest = Double(reference.lazy.map { abs($0) }.max() ?? 0)
-        let accumulation = 4e-6 * Double(problem.k) + 1e-5
-        return problem.precision == .half ? accumulation + 2e-3 * max(largest, 1) : accumulation
+    /// Fills C with NaN: a configuration that leaves part of C unwritten then fails ``check()``.
+    public func reset() throws {
+        try fill(c.buffer, with: .nan)
     }
 
-    /// Runs `configuration` (or the dispatcher's choice) `warmup` times, then `repetitions` timed
-    /// times (more, up to 1000, until the timed runs add up to `minimumSeconds`: a short kernel is timed
-    /// over enough runs that one slow run cannot decide its median), and checks the result of the
-    /// last run against the reference.
-    ///
-    /// - Parameter cutoff: when a run (after the one that builds) takes longer than this many seconds, the candidate is
-    ///   timed by one run after the build alone (a tuner's early stop for hopeless candidates).
-    public func measure(_ configuration: Configuration? = nil, warmup: Int = 1, repetitions: Int = 5, minimumSeconds: Double = 0,
-                        cutoff: Double? = nil) throws -> Measurement {
-        let context = gemm.context
-        context.memory.resetPeak()
-        let firstStart = DispatchTime.now().uptimeNanoseconds
-        var launch = try gemm.run(problem, alpha: 1, a: a, b: b, beta: 0, c: c, configuration: configuration)  // builds
-        try context.queue.finish()
-        let firstCall = Double(DispatchTime.now().uptimeNanoseconds - firstStart) * 1e-9
-        let source = launch.source
-        if let cutoff {
-            let start = DispatchTime.now().uptimeNanoseconds
-            launch = try gemm.run(problem, a: a, b: b, c: c, configuration: launch.configuration)
-            try context.queue.finish()
-            let probe = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-            if probe > cutoff {
-                let error = try maxAbsError(of: c.buffer)
-                return Measurement(configuration: launch.configuration, source: source, seconds: probe, deviceSeconds: try launch.seconds(),
-                                   maxAbsError: error, isCorrect: error <= tolerance, peakDeviceBytes: context.memory.peakBytes,
-                                   gflops: problem.flops / probe * 1e-9, firstCallSeconds: firstCall)
-            }
-        }
-        for _ in 1..<max(warmup, 1) {
-            launch = try gemm.run(problem, a: a, b: b, c: c, configuration: launch.configuration)
-            try context.queue.finish()
-        }
-        var wall: [Double] = [], device: [Double] = []
-        var total = 0.0
-        while wall.count < max(repetitions, 1) || (total < minimumSeconds && wall.count < 1000) {
-            let start = DispatchTime.now().uptimeNanoseconds
-            launch = try gemm.run(problem, a: a, b: b, c: c, configuration: launch.configuration)
-            try context.queue.finish()
-            wall.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
-            total += wall[wall.count - 1]
-            device.append(try launch.seconds())
-        }
-        let error = try maxAbsError(of: c.buffer)
-        let seconds = Self.median(wall)
-        return Measurement(configuration: launch.configuration, source: source,
-                           seconds: seconds, deviceSeconds: Self.median(device), maxAbsError: error,
-                           isCorrect: error <= tolerance, peakDeviceBytes: context.memory.peakBytes,
-                           gflops: problem.flops / seconds * 1e-9, firstCallSeconds: firstCall)
+    /// `C = A * B` (alpha 1, beta 0) with `configuration` or the dispatcher's choice.
+    public func launch(_ configuration: Configuration?) throws -> KernelLaunch {
+        try gemm.run(problem, alpha: 1, a: a, b: b, beta: 0, c: c, configuration: configuration)
+    }
+
+    public func check() throws -> Check {
+        try check(buffer: c.buffer)
+    }
+
+    /// The error of a C buffer of this problem (another implementation's output) against the reference.
+    public func check(buffer: any AnyDeviceBuffer) throws -> Check {
+        Check(maxAbsError: Check.maxAbsError(try downloadFloats(buffer), reference), tolerance: tolerance)
+    }
+
+    /// OpenBLAS SGEMM on the host operands (fp16 inputs widened to fp32), timed in the same run.
+    public func baselines() -> [Baseline] {
+        [Baseline(name: "openblas") { repetitions in
+            Baseline.Result(seconds: self.openBLASSeconds(repetitions: repetitions), check: Check(maxAbsError: 0, tolerance: self.tolerance))
+        }]
     }
 
     /// Median wall-clock seconds of OpenBLAS SGEMM on the host operands.
@@ -128,25 +86,17 @@ public final class GEMMHarness {
         GEMMReference.gemm(problem, alpha: 1, a: a, b: b, beta: 0, c: &output)  // warm-up
         var times: [Double] = []
         for _ in 0..<max(repetitions, 1) {
-            let start = DispatchTime.now().uptimeNanoseconds
-            GEMMReference.gemm(problem, alpha: 1, a: a, b: b, beta: 0, c: &output)
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+            times.append(Self.time { GEMMReference.gemm(problem, alpha: 1, a: a, b: b, beta: 0, c: &output) })
         }
-        return Self.median(times)
+        return median(times)
     }
+}
 
-    /// The largest |result - reference| of a C buffer of this problem (NaN counts as infinite).
-    public func maxAbsError(of buffer: any AnyDeviceBuffer) throws -> Double {
-        let values = try downloadFloats(buffer)
-        var worst = 0.0
-        for (got, want) in zip(values, reference) {
-            let difference = Double(abs(got - want))
-            if !difference.isFinite { return .infinity }
-            worst = max(worst, difference)
-        }
-        return worst
+/// Sets every element of a Float or Float16 buffer to `value`.
+func fill(_ buffer: any AnyDeviceBuffer, with value: Float) throws {
+    switch buffer {
+    case let half as DeviceBuffer<Float16>: try half.fill(Float16(value))
+    case let single as DeviceBuffer<Float>: try single.fill(value)
+    default: throw GEMMError.precisionMismatch("\(buffer.elementTypeName) is not a GEMM element type")
     }
-
-    /// Median of a non-empty list.
-    public static func median(_ values: [Double]) -> Double { Autotuning.median(values) }
 }

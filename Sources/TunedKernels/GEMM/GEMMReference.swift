@@ -46,4 +46,12 @@ public enum GEMMReference {
             }
         }
     }
+
+    /// The family's one tolerance rule, used by the harness (tuning, benchmarks) and the verifier (tests):
+    /// fp32 accumulation error grows with `|alpha| K + |beta|` (inputs in [-1, 1]); half storage adds the
+    /// rounding of the result to 11 significant bits (1e-3 of the largest result, two halves of an ulp).
+    public static func tolerance(_ problem: GEMMProblem, alpha: Float, beta: Float, largest: Double) -> Double {
+        let accumulation = 4e-6 * (Double(abs(alpha)) * Double(problem.k) + Double(abs(beta))) + 1e-5
+        return problem.precision == .half ? accumulation + 1e-3 * largest : accumulation
+    }
 }

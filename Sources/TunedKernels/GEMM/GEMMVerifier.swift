@@ -23,14 +23,17 @@ public struct GEMMVerifier {
 
     /// What a verification found.
     public struct Report: Sendable {
-        public let maxAbsError: Double
-        public let tolerance: Double
+        /// The result against the reference, with the family's tolerance.
+        public let check: Check
+        public var maxAbsError: Double { check.maxAbsError }
+        public var tolerance: Double { check.tolerance }
         /// Positions of C's buffer outside the result that were changed (should be 0).
         public let canaryViolations: Int
         /// Positions of A's and B's buffers that were changed (should be 0).
         public let inputViolations: Int
         public let configuration: Configuration
-        public var passed: Bool { maxAbsError <= tolerance && canaryViolations == 0 && inputViolations == 0 }
+        public let source: ConfigurationSource
+        public var passed: Bool { check.passed && canaryViolations == 0 && inputViolations == 0 }
     }
 
     /// The value written everywhere outside the matrices (exact in fp16).
@@ -42,6 +45,7 @@ public struct GEMMVerifier {
     /// Runs `problem` once with `configuration` (or the dispatcher's choice) and compares.
     public func verify(_ problem: GEMMProblem, alpha: Float = 1.5, beta: Float = 0, configuration: Configuration? = nil,
                        layout: Layout = Layout(), seed: UInt64 = 7) throws -> Report {
+        try gemm.check(problem)
         var generator = SplitMix64(seed: seed)
         let half = problem.precision == .half
         func round(_ value: Float) -> Float { half ? Float(Float16(value)) : value }
@@ -83,7 +87,7 @@ public struct GEMMVerifier {
         var worst = 0.0, largest = 0.0, canaryViolations = 0
         for index in got.indices {
             if inside.contains(index) {
-                let want = half ? round(c.values[index]) : c.values[index]
+                let want = c.values[index]
                 largest = max(largest, Double(abs(want)))
                 let difference = Double(abs(got[index] - want))
                 worst = difference.isFinite ? max(worst, difference) : .infinity
@@ -95,9 +99,8 @@ public struct GEMMVerifier {
         for (matrix, operand) in [(a, da), (b, db)] {
             inputViolations += zip(try downloadFloats(operand.buffer), matrix.values).filter { $0 != $1 }.count
         }
-        let sumAbs = Double(abs(alpha)) * Double(problem.k) + Double(abs(beta))
-        let tolerance = 4e-7 * sumAbs + 1e-6 + (half ? 1e-3 * max(largest, 1e-3) : 0)
-        return Report(maxAbsError: worst, tolerance: tolerance, canaryViolations: canaryViolations,
-                      inputViolations: inputViolations, configuration: launch.configuration)
+        let tolerance = GEMMReference.tolerance(problem, alpha: alpha, beta: beta, largest: largest)
+        return Report(check: Check(maxAbsError: worst, tolerance: tolerance), canaryViolations: canaryViolations,
+                      inputViolations: inputViolations, configuration: launch.configuration, source: launch.source)
     }
 }

@@ -1,12 +1,51 @@
+import Autotuning
 import CCLBlast
 import Dispatch
 import OpenCLRuntime
 import TunedKernels
 
+/// Baselines that need libraries the TunedKernels library does not link (CLBlast), by family.
+enum ExtraBaselines {
+    static func baselines<Harness: KernelHarness, Problem>(for harness: Harness, problem: Problem) -> [Baseline] {
+        if let gemm = harness as? GEMMHarness { return CLBlastBaseline.baselines(gemm) }
+        return []
+    }
+}
+
 /// CLBlast's GEMM on the same device buffers, as the OpenCL baseline of `bench gemm`.
 enum CLBlastBaseline {
     struct Failure: Error, CustomStringConvertible {
         let description: String
+    }
+
+    /// `clblast` on the harness's own buffers (HGEMM for half, which a device without fp16 refuses), and for
+    /// half also `clblast-sgemm`: SGEMM on the same values widened to fp32, the OpenCL baseline where HGEMM is
+    /// refused. Each poisons its output first and is checked against the reference.
+    static func baselines(_ harness: GEMMHarness) -> [Baseline] {
+        let problem = harness.problem
+        var rows = [Baseline(name: "clblast") { repetitions in
+            try harness.reset()
+            let seconds = try Self.seconds(problem, a: harness.a, b: harness.b, c: harness.c, queue: harness.context.queue, repetitions: repetitions)
+            return Baseline.Result(seconds: seconds, check: try harness.check())
+        }]
+        if problem.precision == .half {
+            var widened: (MatrixOperand, MatrixOperand, MatrixOperand)?
+            rows.append(Baseline(name: "clblast-sgemm") { repetitions in
+                let context = harness.context
+                if widened == nil {
+                    widened = (MatrixOperand(try DeviceBuffer<Float>(context, harness.hostA), leadingDimension: harness.a.leadingDimension, batchStride: harness.a.batchStride),
+                               MatrixOperand(try DeviceBuffer<Float>(context, harness.hostB), leadingDimension: harness.b.leadingDimension, batchStride: harness.b.batchStride),
+                               MatrixOperand(try DeviceBuffer<Float>(context, count: harness.reference.count), leadingDimension: problem.n, batchStride: problem.m * problem.n))
+                }
+                let (a, b, c) = widened!
+                try (c.buffer as! DeviceBuffer<Float>).fill(.nan)
+                var single = problem
+                single.precision = .single
+                let seconds = try Self.seconds(single, a: a, b: b, c: c, queue: context.queue, repetitions: repetitions)
+                return Baseline.Result(seconds: seconds, check: try harness.check(buffer: c.buffer))
+            })
+        }
+        return rows
     }
 
     /// Runs CLBlast `Sgemm` (or `Hgemm` for half buffers) once per batch; returns the median
@@ -45,7 +84,7 @@ enum CLBlastBaseline {
             try call()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
         }
-        return GEMMHarness.median(times)
+        return median(times)
     }
 
     private static func explanation(_ code: Int32) -> String {

@@ -4,58 +4,72 @@ import Foundation
 import OpenCLRuntime
 import TunedKernels
 
-/// Does per-shape tuning pay? Every shape's tuned configuration is timed on every shape of the set,
-/// and the per-shape choice is compared with the single configuration that is best over the whole set.
-struct BenchPerShape: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "per-shape",
-        abstract: "Compare per-shape tuned GEMM configurations with the single best configuration for all shapes.",
-        discussion: """
-            Takes the tuned configuration of every shape from the tuning database (each shape must have an \
-            exact entry), times each of those configurations on each shape in --rounds interleaved rounds \
-            (each the median of at least --repetitions runs), and picks the single configuration with the \
-            smallest geometric-mean time over the set, judged on the even rounds. The speedup of a shape is the \
-            single best's time divided by the time of the shape's own tuned configuration, both the median of \
-            the odd rounds: held-out rounds, so the single best's pick does not also profit from the noise it was \
-            picked on (with one round, the same round serves both). The summary is their geometric mean. \
-            A configuration that is invalid, fails or computes a wrong result on some shape cannot be the single best.
-            """
-    )
+struct PerShapeCommand<Registry: FamilyRegistry>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(commandName: "per-shape",
+                             abstract: "Compare per-problem tuned configurations with the single best configuration for all problems.",
+                             subcommands: Registry.families.map { perShapeSubcommand($0) })
+    }
+}
 
-    @Option(help: "Problem shape MxNxK (repeatable).") var shape: [Shape] = []
-    @Option(help: "A file with one MxNxK shape per line (# starts a comment).") var shapesFile: String?
-    @Option(help: "half or single.") var precision: Precision = .half
-    @Option(help: "nn, nt, tn or tt.") var layout: GEMMLayout = .nn
+private func perShapeSubcommand<Family: KernelFamily>(_ family: Family.Type) -> any ParsableCommand.Type { BenchPerShape<Family>.self }
+
+/// Does per-shape tuning pay? Every problem's tuned configuration is timed on every problem of the set,
+/// and the per-problem choice is compared with the single configuration that is best over the whole set.
+struct BenchPerShape<Family: KernelFamily>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: Family.name,
+            abstract: "Compare per-problem tuned \(Family.name) configurations with the single best configuration for all problems.",
+            discussion: """
+                Takes the tuned configuration of every problem from the tuning database (each problem must have an \
+                exact entry), times each of those configurations on each problem in --rounds interleaved rounds \
+                (each the median of at least --repetitions runs), and picks the single configuration with the \
+                smallest geometric-mean time over the set, judged on the even rounds. The speedup of a problem is the \
+                single best's time divided by the time of the problem's own tuned configuration, both the median of \
+                the odd rounds: held-out rounds, so the single best's pick does not also profit from the noise it was \
+                picked on (with one round, the same round serves both). The summary is their geometric mean. \
+                A configuration that is invalid, fails or computes a wrong result on some problem cannot be the single best.
+
+                """ + FamilyHelp.problemOptions(Family.self)
+        )
+    }
+
+    @Option(help: "A file with one problem per line (the family's main option alone, problem options, or JSON; # starts a comment).")
+    var shapesFile: String?
     @Option(help: "Tuning database file to take the configurations from (default: the databases the dispatcher reads).")
     var database: String?
     @Option(help: "Timed runs per measurement (more for short kernels, until they add up to 20 ms).") var repetitions = 5
-    @Option(help: "Interleaved rounds per shape: even rounds pick the single best, odd rounds measure the speedups.") var rounds = 15
+    @Option(help: "Interleaved rounds per problem: even rounds pick the single best, odd rounds measure the speedups.") var rounds = 15
     @OptionGroup var output: OutputOptions
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("The problem options (see above).", visibility: .hidden))
+    var problemWords: [String] = []
 
     func validate() throws {
-        guard !shape.isEmpty || shapesFile != nil else { throw ValidationError("give --shape or --shapes-file") }
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+        _ = try FamilyHelp.problems(Family.self, words: problemWords, file: shapesFile)
     }
 
     struct Row: Encodable {
-        let shape: String
-        /// Index into `configs` of this shape's tuned configuration.
+        let problem: String
+        /// Index into `configs` of this problem's tuned configuration.
         let tuned: Int
-        /// Seconds of each configuration on this shape, median of the odd rounds (nil: invalid, failed or wrong).
+        /// Seconds of each configuration on this problem, median of the odd rounds (nil: invalid, failed or wrong).
         let seconds: [Double?]
         /// The same from the even rounds, on which the single best was chosen.
         let selection_seconds: [Double?]
-        let tuned_gflops: Double
+        /// Null when the configuration failed here (or the kernel does no floating-point work).
+        let tuned_gflops: Double?
         let single_best_gflops: Double?
         /// Single best seconds / tuned seconds.
         let speedup: Double?
-        /// Index of the fastest configuration on this shape in this run.
+        /// Index of the fastest configuration on this problem in this run.
         let fastest: Int
     }
 
     struct Report: Encodable {
-        let kernel: String, device: String, precision: String, layout: String
+        let kernel: String, device: String
         let configs: [Configuration]
         let rows: [Row]
         /// Index into `configs` of the single best configuration, nil when none works on every shape.
@@ -67,28 +81,27 @@ struct BenchPerShape: ParsableCommand {
     }
 
     func run() throws {
-        var shapes = shape
-        if let shapesFile { shapes += try Shape.read(file: shapesFile) }
+        let problems = try FamilyHelp.problems(Family.self, words: problemWords, file: shapesFile)
         let context = try Context()
-        let gemm: GEMM
+        let family: Family
         if let database {
             guard let file = try TuningDatabase.read(path: database) else {
                 throw ValidationError("--database \(database) does not exist")
             }
             var only = TuningDatabase()
             only.overlay(file, source: database)
-            gemm = try GEMM(context: context, database: only)
+            family = try Family(context: context, database: only)
         } else {
-            gemm = try GEMM(context: context)
+            family = try Family(context: context)
         }
-        let tuningDatabase = gemm.database
+        for problem in problems { try family.check(problem) }
+        let tuningDatabase = family.database
 
-        // The tuned configuration of every shape, and the distinct configurations among them.
+        // The tuned configuration of every problem, and the distinct configurations among them.
         var configs: [Configuration] = [], tunedIndex: [Int] = [], missing: [String] = []
-        for shape in shapes {
-            guard let found = tuningDatabase.lookup(kernel: "gemm", precision: precision.rawValue, layout: layout.rawValue,
-                                                    shape: [shape.m, shape.n, shape.k]), found.exact else {
-                missing.append(shape.description)
+        for problem in problems {
+            guard let found = tuningDatabase.lookup(Family.key(problem)), found.exact else {
+                missing.append(problem.description)
                 continue
             }
             if let index = configs.firstIndex(of: found.entry.config) { tunedIndex.append(index) } else {
@@ -98,17 +111,16 @@ struct BenchPerShape: ParsableCommand {
         }
         guard missing.isEmpty else {
             let sources = tuningDatabase.sources.isEmpty ? "no database" : tuningDatabase.sources.joined(separator: ", ")
-            throw ValidationError("no tuned \(precision.rawValue) \(layout.rawValue) GEMM entry for \(missing.joined(separator: ", ")) in \(sources); "
-                                  + "run `autotune tune gemm` for these shapes first")
+            throw ValidationError("no tuned \(Family.name) entry for \(missing.joined(separator: "; ")) in \(sources); "
+                                  + "run `autotune tune \(Family.name)` for these problems first")
         }
 
         var selection: [[Double?]] = [], evaluation: [[Double?]] = []
-        for (row, shape) in shapes.enumerated() {
-            let problem = GEMMProblem(m: shape.m, n: shape.n, k: shape.k, precision: precision, layout: layout)
-            progress("per-shape \(problem): \(configs.count) configurations, \(rounds) rounds")
-            let harness = try GEMMHarness(gemm: gemm, problem: problem)
+        for (row, problem) in problems.enumerated() {
+            progress("per-shape \(Family.name) \(problem): \(configs.count) configurations, \(rounds) rounds")
+            let harness = try family.harness(problem, seed: 42)
             var runs = [[Double]](repeating: [], count: configs.count)
-            var broken = configs.map { !gemm.violations(of: $0, precision: precision).isEmpty }
+            var broken = configs.map { !family.violations(of: $0, for: problem).isEmpty }
             forEachInterleaved(count: configs.count, rounds: rounds, shift: row) { index, _ in
                 if broken[index] { return }
                 do {
@@ -126,15 +138,15 @@ struct BenchPerShape: ParsableCommand {
             }
             selection.append(configs.indices.map { medianOfRounds($0, parity: 0) })
             evaluation.append(configs.indices.map { medianOfRounds($0, parity: 1) })
-            gemm.releaseScratch()
+            family.core.releaseScratch()
         }
 
-        let report = Self.summarize(device: context.device.name, precision: precision, layout: layout, shapes: shapes, configs: configs,
+        let report = Self.summarize(device: context.device.name, problems: problems, configs: configs,
                                     tuned: tunedIndex, selection: selection, times: evaluation, rounds: rounds, repetitions: repetitions)
         if output.json { try printJSON(report); return }
-        print("GEMM \(precision.rawValue) \(layout.rawValue) on \(report.device): per-shape tuned vs single best configuration")
-        print(table(["shape", "tuned", "tuned GFLOP/s", "single best GFLOP/s", "speedup", "fastest here"], report.rows.map { r in
-            [r.shape, "#\(r.tuned + 1)", format(r.tuned_gflops, 1), format(r.single_best_gflops, 1), format(r.speedup, 3), "#\(r.fastest + 1)"]
+        print("\(Family.name) on \(report.device): per-problem tuned vs single best configuration")
+        print(table(["problem", "tuned", "tuned GFLOP/s", "single best GFLOP/s", "speedup", "fastest here"], report.rows.map { r in
+            [r.problem, "#\(r.tuned + 1)", format(r.tuned_gflops, 1), format(r.single_best_gflops, 1), format(r.speedup, 3), "#\(r.fastest + 1)"]
         }))
         for (index, config) in configs.enumerated() { print("#\(index + 1): \(config)") }
         if let best = report.single_best {
@@ -147,27 +159,27 @@ struct BenchPerShape: ParsableCommand {
 
     /// The single best configuration, chosen on `selection`, and the speedups, measured on `times`
     /// (both `[shape][config]` seconds, nil where a configuration does not work).
-    static func summarize(device: String, precision: Precision, layout: GEMMLayout, shapes: [Shape], configs: [Configuration],
+    static func summarize(device: String, problems: [Family.Problem], configs: [Configuration],
                           tuned: [Int], selection: [[Double?]], times: [[Double?]], rounds: Int, repetitions: Int) -> Report {
-        func flops(_ shape: Shape) -> Double { 2 * Double(shape.m) * Double(shape.n) * Double(shape.k) }
         // The single best: smallest mean log time over the shapes, among the configurations that work on all of them.
         let complete = configs.indices.filter { index in selection.allSatisfy { $0[index] != nil } && times.allSatisfy { $0[index] != nil } }
         let single = complete.min { a, b in
             selection.reduce(0) { $0 + log($1[a]!) } < selection.reduce(0) { $0 + log($1[b]!) }
         }
         var rows: [Row] = []
-        for (row, shape) in shapes.enumerated() {
+        for (row, problem) in problems.enumerated() {
+            let work = Family.work(problem)
             let own = times[row][tuned[row]]
             let singleSeconds = single.flatMap { times[row][$0] }
             let fastest = configs.indices.min { (times[row][$0] ?? .infinity) < (times[row][$1] ?? .infinity) } ?? tuned[row]
             let speedup: Double? = if let own, let singleSeconds { singleSeconds / own } else { nil }
-            rows.append(Row(shape: shape.description, tuned: tuned[row], seconds: times[row], selection_seconds: selection[row],
-                            tuned_gflops: own.map { flops(shape) / $0 * 1e-9 } ?? 0,
-                            single_best_gflops: singleSeconds.map { flops(shape) / $0 * 1e-9 }, speedup: speedup, fastest: fastest))
+            rows.append(Row(problem: problem.description, tuned: tuned[row], seconds: times[row], selection_seconds: selection[row],
+                            tuned_gflops: own.flatMap(work.gflops), single_best_gflops: singleSeconds.flatMap(work.gflops),
+                            speedup: speedup, fastest: fastest))
         }
         let speedups = rows.compactMap(\.speedup)
         let geomean = speedups.count == rows.count && !rows.isEmpty ? exp(speedups.reduce(0) { $0 + log($1) } / Double(speedups.count)) : nil
-        return Report(kernel: "gemm", device: device, precision: precision.rawValue, layout: layout.rawValue, configs: configs, rows: rows,
+        return Report(kernel: Family.name, device: device, configs: configs, rows: rows,
                       single_best: single, geomean_speedup: geomean, min_speedup: speedups.min(), max_speedup: speedups.max(),
                       rounds: rounds, repetitions: repetitions)
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Autotuning
 import Foundation
+import TunedKernels
 
 extension StrategyKind: ExpressibleByArgument {}
 
@@ -20,9 +21,11 @@ struct ReplayCommand: ParsableCommand {
 
     @Argument(help: "A Kernel Tuner cache file (.json or .json.gz).") var file: String
     @Option(help: "Search strategy: \(StrategyKind.allCases.map(\.rawValue).joined(separator: ", ")); or all.")
-    var strategy = "bandit"
+    var strategy = TuningOptions.defaultStrategy.rawValue
     @Option(help: "Unique evaluations per run.") var budget = 100
     @Option(help: "Number of seeds (runs 1...K).") var seeds = 50
+    @Flag(help: "Replay a file that is not a complete recorded space (truncated, or a journal still being written).")
+    var allowIncomplete = false
     @Option(help: "Write an SVG convergence plot (median best time so far, one line per strategy).") var plot: String?
     @OptionGroup var outputOptions: OutputOptions
 
@@ -35,36 +38,40 @@ struct ReplayCommand: ParsableCommand {
     }
 
     struct Report: Encodable {
-        let file: String, strategy: String, budget: Int, seeds: Int
+        let file: String, budget: Int, seeds: Int
         let optimum_seconds: Double
-        let median_fraction_of_optimum: Double
         let random_median_fraction_of_optimum: Double
+        let configurations: Int
+        let results: [StrategyReport]
+    }
+
+    struct StrategyReport: Encodable {
+        let strategy: String
+        let median_fraction_of_optimum: Double
         let score: Double
         /// Median fraction of the optimum after each evaluation.
         let curve: [Double]
     }
 
     func run() throws {
+        if let plot { try WritablePath.check(plot, what: "--plot") }
         let cache = try KernelTunerCache.read(path: file)
-        let replay = try Replay(cache: cache)
+        let replay = try Replay(cache: cache, allowIncomplete: allowIncomplete)
         let kinds = strategy == "all" ? StrategyKind.allCases : [StrategyKind(rawValue: strategy)!]
         let randomAtBudget = replay.fraction(replay.randomSearch(draws: budget).median)
-        var reports: [Report] = []
+        var reports: [StrategyReport] = []
         var allRuns: [Replay.Runs] = []
         for kind in kinds {
             let runs = replay.run(kind, budget: budget, seeds: seeds)
             allRuns.append(runs)
             let curve = replay.medianFractions(runs, budget: budget)
-            reports.append(Report(file: file, strategy: kind.rawValue, budget: budget, seeds: seeds, optimum_seconds: replay.optimum,
-                                  median_fraction_of_optimum: curve.last ?? 0, random_median_fraction_of_optimum: randomAtBudget,
-                                  score: replay.score(runs, budget: budget), curve: curve))
+            reports.append(StrategyReport(strategy: kind.rawValue, median_fraction_of_optimum: curve.last ?? 0,
+                                          score: replay.score(runs, budget: budget), curve: curve))
         }
         if let plot { try writePlot(plot, replay: replay, runs: allRuns, cache: cache) }
         if outputOptions.json {
-            if reports.count == 1 { try printJSON(reports[0]) } else {
-                struct Many: Encodable { let file: String; let results: [Report] }
-                try printJSON(Many(file: file, results: reports))
-            }
+            try printJSON(Report(file: file, budget: budget, seeds: seeds, optimum_seconds: replay.optimum,
+                                 random_median_fraction_of_optimum: randomAtBudget, configurations: replay.space.points.count, results: reports))
             return
         }
         print("\(cache.kernelName) on \(cache.deviceName): \(replay.space.points.count) configurations, optimum \(format(replay.optimum * 1000, 4)) ms")

@@ -1,0 +1,90 @@
+import ArgumentParser
+import Autotuning
+import Foundation
+import TunedKernels
+
+/// The `autotune` command over the families of `Registry`: `tune`, `bench` and `verify` have one subcommand
+/// per family, generated from the registry, so a new family needs no edit here.
+///
+/// ```swift
+/// AutotuneCommand<KernelFamilies>.main()     // the whole main.swift of the autotune executable
+/// ```
+public struct AutotuneCommand<Registry: FamilyRegistry>: ParsableCommand {
+    public static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "autotune",
+            abstract: "Tune and benchmark TunedKernels' OpenCL kernels on this machine's devices.",
+            discussion: """
+                The device is TUNEDKERNELS_DEVICE (an index from `autotune devices`, or part of a name), \
+                else the first GPU, else the first device. --json prints exactly one JSON object on stdout; \
+                progress goes to stderr. Kernel families: \(Registry.families.map { $0.name }.joined(separator: ", ")).
+                """,
+            subcommands: [Devices.self, BenchCommand<Registry>.self, VerifyCommand<Registry>.self, TuneCommand<Registry>.self,
+                          ReplayCommand.self, Show.self, WorkerCommand<Registry>.self]
+        )
+    }
+
+    public init() {}
+}
+
+/// Options every subcommand shares.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print one JSON object on stdout instead of a table.")
+    var json = false
+}
+
+/// `autotune worker`: the process `tune` runs candidates in (hidden). It reads one request per line on stdin and
+/// answers one line on stdout; it exits when its parent is gone.
+struct WorkerCommand<Registry: FamilyRegistry>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(commandName: "worker", abstract: "Serve tuning requests on stdin (started by `autotune tune`).",
+                             shouldDisplay: false)
+    }
+
+    func run() throws { TuningWorker.serve(Registry.self) }
+}
+
+// MARK: - A family's problem on the command line
+
+/// The problem words every family subcommand collects (`--shape 1024x1024x1024 --precision half`...): parsed
+/// against the family's declared ``ProblemOption``s, not by ArgumentParser, so that the options are declared
+/// once, in the family.
+enum FamilyHelp {
+    /// The problem options of a family, for a subcommand's `--help`.
+    static func problemOptions<Family: KernelFamily>(_ family: Family.Type) -> String {
+        var lines = ["\(Family.name): \(Family.summary).", "", "Problem options:"]
+        for option in Family.problemOptions {
+            let suffix = option.defaultValue.map { " (default: \($0))" } ?? (option.kind.isFlag ? "" : " (required)")
+            lines.append("  \(option.usage)\n        \(option.help)\(suffix)")
+        }
+        lines.append("  --problem JSON\n        The whole problem as the JSON object that --json output prints.")
+        return lines.joined(separator: "\n")
+    }
+
+    /// The problems named on the command line and in a problems file (each line: the primary option's value,
+    /// problem options, or a JSON object; the command line's problem options apply under each line).
+    static func problems<Family: KernelFamily>(_ family: Family.Type, words: [String], file: String?) throws -> [Family.Problem] {
+        do {
+            guard let file else { return [try ProblemParser.parse(Family.Problem.self, family: Family.name, options: Family.problemOptions, arguments: words)] }
+            var problems: [Family.Problem] = []
+            if let primary = Family.problemOptions.first(where: \.isPrimary), words.contains(where: { $0 == "--\(primary.name)" || $0.hasPrefix("--\(primary.name)=") })
+                || words.contains(where: { $0 == "--problem" || $0.hasPrefix("--problem=") }) {
+                problems.append(try ProblemParser.parse(Family.Problem.self, family: Family.name, options: Family.problemOptions, arguments: words))
+            }
+            return problems + (try ProblemParser.read(Family.Problem.self, family: Family.name, options: Family.problemOptions, file: file, base: words))
+        } catch let error as ProblemError {
+            throw ValidationError(error.message)
+        }
+    }
+}
+
+extension ProblemOption.Kind {
+    var isFlag: Bool { if case .flag = self { true } else { false } }
+}
+
+/// Reads a `--config` JSON object.
+func decodeConfiguration(_ text: String, option: String = "--config") throws -> Configuration {
+    do { return try JSONDecoder().decode(Configuration.self, from: Data(text.utf8)) } catch {
+        throw ValidationError("\(option) \(text) is not a configuration: give a JSON object with \"variant\" and integer parameters")
+    }
+}

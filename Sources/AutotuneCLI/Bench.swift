@@ -1,0 +1,184 @@
+import ArgumentParser
+import Autotuning
+import Foundation
+import OpenCLRuntime
+import TunedKernels
+
+struct BenchCommand<Registry: FamilyRegistry>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(commandName: "bench",
+                             abstract: "Benchmark a kernel family against its baselines, measured in the same run on the same data.",
+                             subcommands: Registry.families.map { benchSubcommand($0) } + [PerShapeCommand<Registry>.self])
+    }
+}
+
+private func benchSubcommand<Family: KernelFamily>(_ family: Family.Type) -> any ParsableCommand.Type { BenchFamily<Family>.self }
+
+/// One row of a `bench` report.
+struct BenchResult: Encodable {
+    var name: String
+    var seconds: Double?
+    var gflops: Double?
+    var bytes: Double?
+    var gbps: Double?
+    /// Against the family's CPU reference; null when the result holds NaN or infinity (see `error`).
+    var max_abs_error: Double?
+    var tolerance: Double?
+    var peak_device_bytes: Int?
+    var device_seconds: Double? = nil
+    var config: Configuration? = nil
+    var config_source: String? = nil
+    var error: String? = nil
+
+    /// A row of `seconds` with the rates of `work` and the check's error.
+    init(name: String, seconds: Double?, work: Work, check: Check?, peakDeviceBytes: Int? = nil, error: String? = nil) {
+        self.name = name
+        self.seconds = seconds
+        gflops = seconds.flatMap(work.gflops)
+        bytes = work.bytes > 0 ? work.bytes : nil
+        gbps = seconds.flatMap(work.gbps)
+        peak_device_bytes = peakDeviceBytes
+        self.error = error
+        if let check {
+            tolerance = check.tolerance
+            if check.maxAbsError.isFinite {
+                max_abs_error = check.maxAbsError
+            } else {
+                self.error = self.error ?? "the result holds NaN or infinity"
+            }
+            if check.maxAbsError.isFinite && !check.passed { self.error = self.error ?? "error \(check.maxAbsError) above the tolerance \(check.tolerance)" }
+        }
+    }
+}
+
+/// Options of every `bench <family>`.
+struct BenchOptions: ParsableArguments {
+    @Option(help: "Timed runs per measurement.") var repetitions = 5
+    @Option(help: "Rounds: our kernel, the --config rows and the baselines are timed once per round, interleaved, and the median over rounds is reported.")
+    var rounds = 1
+    @Option(name: .customLong("config"),
+            help: ArgumentHelp("Also time this configuration, as JSON: '{\"variant\": \"packed\", \"MR\": 6, ...}' (repeatable).", valueName: "json"))
+    var configs: [String] = []
+    @Option(name: .customLong("skip"), help: ArgumentHelp("Skip the baseline of this name (repeatable), e.g. --skip clblast.", valueName: "name"))
+    var skipped: [String] = []
+    @Option(help: "Seed of the inputs.") var seed: UInt64 = 42
+
+    func validate() throws {
+        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+        _ = try configs.map { try decodeConfiguration($0) }
+    }
+}
+
+/// `autotune bench <family>`: our dispatcher's choice, each `--config`, and the family's baselines, timed in
+/// interleaved rounds on the same data; every row checks its own output (outputs are poisoned before each).
+struct BenchFamily<Family: KernelFamily>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: Family.name,
+            abstract: "Time our \(Family.name) against its baselines on the same data.",
+            discussion: "Seconds are medians of --repetitions runs after a warm-up (median over --rounds); errors are against the family's CPU reference.\n\n"
+                + FamilyHelp.problemOptions(Family.self)
+        )
+    }
+
+    @OptionGroup var bench: BenchOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("The problem options (see above).", visibility: .hidden))
+    var problemWords: [String] = []
+
+    func validate() throws {
+        _ = try FamilyHelp.problems(Family.self, words: problemWords, file: nil)
+    }
+
+    struct Report: Encodable {
+        let kernel: String
+        let device: String
+        let database: DatabaseOrigin
+        let problem: Family.Problem
+        let results: [BenchResult]
+    }
+
+    func run() throws {
+        let problem = try FamilyHelp.problems(Family.self, words: problemWords, file: nil)[0]
+        let context = try Context()
+        let family = try Family(context: context)
+        do { try family.check(problem) } catch let error as ProblemError { throw ValidationError(error.message) }
+        progress("bench \(Family.name) \(problem) on \(context.device.name) (database: \(family.core.origin.summary))")
+        let harness = try family.harness(problem, seed: bench.seed)
+        let work = Family.work(problem)
+
+        // Rows: ours (the dispatcher's choice), each --config, each baseline; timed once per round, interleaved.
+        let extra = try bench.configs.map { try decodeConfiguration($0) }
+        var baselines = harness.baselines() + ExtraBaselines.baselines(for: harness, problem: problem)
+        baselines.removeAll { bench.skipped.contains($0.name) }
+        let configurations: [Configuration?] = [nil] + extra
+        var errors: [String?] = configurations.map { configuration in
+            guard let configuration else { return nil }
+            let violations = family.violations(of: configuration, for: problem)
+            return violations.isEmpty ? nil : "invalid configuration: " + violations.joined(separator: "; ")
+        } + baselines.map { _ in nil }
+        var measurements = [[KernelMeasurement]](repeating: [], count: configurations.count)
+        var baselineRuns = [[Baseline.Result]](repeating: [], count: baselines.count)
+        for round in 0..<bench.rounds {
+            for row in 0..<(configurations.count + baselines.count) where errors[row] == nil {
+                do {
+                    if row < configurations.count {
+                        measurements[row].append(try harness.measure(configurations[row], repetitions: bench.repetitions))
+                    } else {
+                        baselineRuns[row - configurations.count].append(try baselines[row - configurations.count].measure(bench.repetitions))
+                    }
+                } catch {
+                    errors[row] = "\(error)"
+                    if row == 0 { throw error }
+                }
+            }
+            if bench.rounds > 1 { progress("  round \(round + 1)/\(bench.rounds) done") }
+        }
+        var results: [BenchResult] = []
+        for (row, configuration) in configurations.enumerated() {
+            let name = row == 0 ? "tunedkernels" : "config-\(row)"
+            let runs = measurements[row]
+            guard let last = runs.last, errors[row] == nil else {
+                var failed = BenchResult(name: name, seconds: nil, work: work, check: nil, error: errors[row] ?? "not measured")
+                failed.config = configuration
+                failed.config_source = "option"
+                results.append(failed)
+                continue
+            }
+            let worst = runs.map(\.check).max { !($0.maxAbsError >= $1.maxAbsError) }!
+            var result = BenchResult(name: name, seconds: median(runs.map(\.seconds)), work: work, check: worst,
+                                     peakDeviceBytes: runs.map(\.peakDeviceBytes).max())
+            result.device_seconds = median(runs.map(\.deviceSeconds))
+            result.config = last.configuration
+            result.config_source = row == 0 ? last.source.rawValue : "option"
+            results.append(result)
+        }
+        for (index, baseline) in baselines.enumerated() {
+            let runs = baselineRuns[index]
+            if let error = errors[configurations.count + index] ?? (runs.isEmpty ? "not measured" : nil) {
+                results.append(BenchResult(name: baseline.name, seconds: nil, work: work, check: nil, error: error))
+            } else {
+                let checks = runs.compactMap(\.check)
+                results.append(BenchResult(name: baseline.name, seconds: median(runs.map(\.seconds)), work: work,
+                                           check: checks.max { !($0.maxAbsError >= $1.maxAbsError) }))
+            }
+        }
+        for result in results {
+            progress("  \(result.name): " + (result.seconds.map { work.rate($0) } ?? "-") + (result.error.map { " (\($0))" } ?? ""))
+        }
+
+        let report = Report(kernel: Family.name, device: context.device.name, database: family.core.origin, problem: problem, results: results)
+        if output.json { try printJSON(report); return }
+        let ours = results[0].seconds ?? .nan
+        print("\(Family.name) \(problem) on \(context.device.name)")
+        print(table(["implementation", "seconds", "GFLOP/s", "GB/s", "ours is x faster", "max abs error", "peak device MiB"], results.map { r in
+            [r.name, format(r.seconds, 5), format(r.gflops, 1), format(r.gbps, 1), r.seconds.map { format($0 / ours, 2) } ?? "-",
+             formatScientific(r.max_abs_error), r.peak_device_bytes.map { format(Double($0) / 1048576, 1) } ?? "-"]
+        }))
+        for r in results { if let error = r.error { print("note: \(r.name): \(error)") } }
+        print("config: \(results[0].config.map { "\($0)" } ?? "-") (\(results[0].config_source ?? ""))")
+        print("database: \(family.core.origin.summary)")
+        for index in extra.indices { print("config-\(index + 1): \(extra[index])") }
+    }
+}

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Autotuning
+import Foundation
+import OpenCLRuntime
+import TunedKernels
+
+struct VerifyCommand<Registry: FamilyRegistry>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(commandName: "verify",
+                             abstract: "Check a kernel configuration against the family's CPU reference (run it under oclgrind to check memory accesses and races).",
+                             subcommands: Registry.families.map { verifySubcommand($0) })
+    }
+}
+
+private func verifySubcommand<Family: KernelFamily>(_ family: Family.Type) -> any ParsableCommand.Type { VerifyFamily<Family>.self }
+
+/// `autotune verify <family>`: the family's strictest check of one configuration (canaries where it has them).
+struct VerifyFamily<Family: KernelFamily>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: Family.name,
+            abstract: "Run one \(Family.name) call and compare it with the CPU reference.",
+            discussion: "Exits 1 when a result is wrong or anything outside the outputs changed.\n\n" + FamilyHelp.problemOptions(Family.self)
+        )
+    }
+
+    @Option(help: "A configuration as JSON, e.g. '{\"variant\":\"direct\",...}'; default: the dispatcher's choice.") var config: String?
+    @Option(help: "Seed of the inputs.") var seed: UInt64 = 7
+    @OptionGroup var output: OutputOptions
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("The problem options (see above).", visibility: .hidden))
+    var problemWords: [String] = []
+
+    func validate() throws {
+        if let config { _ = try decodeConfiguration(config) }
+        _ = try FamilyHelp.problems(Family.self, words: problemWords, file: nil)
+    }
+
+    struct CheckReport: Encodable {
+        let name: String, passed: Bool
+        /// Null when the result holds NaN or infinity.
+        let max_abs_error: Double?
+        let tolerance: Double
+    }
+
+    struct Report: Encodable {
+        let kernel: String, device: String, problem: Family.Problem, config: Configuration, config_source: String, passed: Bool
+        let checks: [CheckReport]
+        let canary_violations: Int, input_violations: Int
+    }
+
+    func run() throws {
+        let problem = try FamilyHelp.problems(Family.self, words: problemWords, file: nil)[0]
+        let configuration = try config.map { try decodeConfiguration($0) }
+        let context = try Context()
+        let family = try Family(context: context)
+        do { try family.check(problem) } catch let error as ProblemError { throw ValidationError(error.message) }
+        let verification = try family.verify(problem, configuration: configuration, seed: seed)
+        let checks = verification.checks.map { name, check in
+            CheckReport(name: name, passed: check.passed, max_abs_error: check.maxAbsError.isFinite ? check.maxAbsError : nil, tolerance: check.tolerance)
+        }
+        if output.json {
+            try printJSON(Report(kernel: Family.name, device: context.device.name, problem: problem, config: verification.configuration,
+                                 config_source: verification.source.rawValue, passed: verification.passed, checks: checks,
+                                 canary_violations: verification.canaryViolations, input_violations: verification.inputViolations))
+        } else {
+            print("\(verification.passed ? "PASS" : "FAIL") \(Family.name) \(problem) on \(context.device.name) with \(verification.configuration):")
+            for check in checks {
+                print("  \(check.passed ? "ok  " : "FAIL") \(check.name): max abs error "
+                      + (check.max_abs_error.map(formatScientific) ?? "NaN or infinity") + " (tolerance \(formatScientific(check.tolerance)))")
+            }
+            print("  \(verification.canaryViolations) canary and \(verification.inputViolations) input violations")
+        }
+        if !verification.passed { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,121 @@
+import Autotuning
+import Foundation
+import OpenCLRuntime
+
+/// What every kernel family keeps: its context, the tuning database of its device (and where that came from),
+/// the device's limits, and the kernels and scratch buffers it made, reused across calls. Thread-safe.
+public final class FamilyCore: @unchecked Sendable {
+    public let context: Context
+    public let database: TuningDatabase
+    /// Which tuning database serves this device: its own, the closest tuned device's, or none (the defaults).
+    public let origin: DatabaseOrigin
+    public let limits: DeviceLimits
+    private let source: @Sendable () throws -> String
+
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var kernels: [String: Kernel] = [:]
+    private var scratchBuffers: [String: any AnyDeviceBuffer] = [:]
+    private let launching = NSLock()
+
+    /// Runs `body` while no other call of this family sets kernel arguments or enqueues (a ``Kernel`` holds its
+    /// arguments, so two threads must not launch the same kernel at once).
+    public func serialized<T>(_ body: () throws -> T) throws -> T {
+        try launching.withLock { try body() }
+    }
+
+    /// - Parameters:
+    ///   - database: tuned configurations; by default ``TuningDatabase/forDevice(_:environment:)``.
+    ///   - source: the program source of the family (read when a kernel is first built).
+    public init(context: Context, database: TuningDatabase? = nil, source: @escaping @Sendable () throws -> String) throws {
+        self.context = context
+        if let database {
+            self.database = database
+            origin = DatabaseOrigin(match: database.sources.isEmpty ? .defaults : .given, device: nil, sources: database.sources,
+                                    reason: database.sources.isEmpty ? "an empty database was given" : "given by the caller")
+        } else {
+            (self.database, origin) = try TuningDatabase.forDevice(context.device)
+        }
+        limits = DeviceLimits(context.device)
+        self.source = source
+    }
+
+    /// The kernel `name` of the family's program built with `options` (built once, then cached here, in the
+    /// context's program cache and on disk).
+    public func kernel(_ name: String, options: String) throws -> Kernel {
+        let key = options + "|" + name
+        return try lock.withLock {
+            if let kernel = kernels[key] { return kernel }
+            let program = try context.programs.program(context, source: try source(), options: options)
+            let kernel = try program.kernel(named: name)
+            kernels[key] = kernel
+            return kernel
+        }
+    }
+
+    /// A scratch buffer of at least `count` elements for `role` (packed panels, partial sums), reused across calls
+    /// and replaced by a larger one when needed.
+    public func scratch<Element: BitwiseCopyable>(_ role: String, count: Int, of: Element.Type = Element.self) throws -> DeviceBuffer<Element> {
+        try lock.withLock {
+            if let buffer = scratchBuffers[role] as? DeviceBuffer<Element>, buffer.count >= count { return buffer }
+            scratchBuffers[role] = nil
+            let buffer = try DeviceBuffer<Element>(context, count: max(count, 1))
+            scratchBuffers[role] = buffer
+            return buffer
+        }
+    }
+
+    /// Releases the scratch buffers kept between calls.
+    public func releaseScratch() { lock.withLock { scratchBuffers.removeAll() } }
+}
+
+// MARK: - The dispatcher's choice, written once for every family
+
+extension KernelFamily {
+    /// The configuration a call of `problem` would use, and where it came from: the tuned entry of this
+    /// problem, else of the nearest tuned problem with the same tags, else the first valid default.
+    public func configuration(for problem: Problem) -> (Configuration, ConfigurationSource) {
+        if let (entry, exact) = database.lookup(Self.key(problem)), violations(of: entry.config, for: problem).isEmpty {
+            return (entry.config, exact ? .tuned : .nearest)
+        }
+        let candidates = defaults(for: problem)
+        let fallback = candidates.first { violations(of: $0, for: problem).isEmpty }
+        return (fallback ?? candidates.last ?? Configuration(variant: "none", [:]), .default)
+    }
+
+    /// The constraints `configuration` violates on this device for `problem` (empty when valid).
+    public func violations(of configuration: Configuration, for problem: Problem) -> [String] {
+        let spaces = spaces(for: problem)
+        guard let space = spaces.first(where: { $0.variant == configuration.variant }) else {
+            return ["unknown variant \(configuration.variant) (one of \(spaces.map(\.variant).joined(separator: ", ")))"]
+        }
+        return space.violations(of: configuration)
+    }
+
+    /// The explicit configuration if given and valid, else the dispatcher's choice.
+    /// - Throws: ``InvalidConfiguration`` when `explicit` violates the space.
+    public func resolve(_ explicit: Configuration?, for problem: Problem) throws -> (Configuration, ConfigurationSource) {
+        guard let explicit else { return configuration(for: problem) }
+        let problems = violations(of: explicit, for: problem)
+        guard problems.isEmpty else {
+            throw InvalidConfiguration("\(Self.name): \(explicit) is not valid on \(context.device.name): " + problems.joined(separator: "; "))
+        }
+        return (explicit, .explicit)
+    }
+
+    /// The tuning space the tuner searches for `problem`.
+    public func tuningSpace(for problem: Problem) -> TuningSpace { TuningSpace(searchSpaces: spaces(for: problem)) }
+
+    /// Checks `problem` against the kernels' limits, the device's memory and the host's memory, before anything
+    /// is allocated. Throws ``ProblemError`` with the reason.
+    public func check(_ problem: Problem) throws {
+        try Self.needs(problem).check(on: context.device)
+    }
+}
+
+/// A configuration that violates its family's constraints on the device.
+public struct InvalidConfiguration: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

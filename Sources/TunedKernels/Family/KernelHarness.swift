@@ -1,0 +1,154 @@
+import Autotuning
+import Dispatch
+import OpenCLRuntime
+
+/// A result compared with the family's CPU reference.
+public struct Check: Sendable, Equatable {
+    /// Largest absolute difference from the reference; infinity when the result holds NaN or infinity.
+    public var maxAbsError: Double
+    /// The family's tolerance for this problem (one rule, the same in tuning, benchmarks and tests).
+    public var tolerance: Double
+
+    public init(maxAbsError: Double, tolerance: Double) {
+        self.maxAbsError = maxAbsError
+        self.tolerance = tolerance
+    }
+
+    public var passed: Bool { maxAbsError <= tolerance }
+
+    /// The largest |got - want| (NaN or infinity anywhere in `got` gives infinity).
+    public static func maxAbsError(_ got: [Float], _ want: [Float]) -> Double {
+        var worst = 0.0
+        for (g, w) in zip(got, want) {
+            let difference = Double(abs(g - w))
+            if !difference.isFinite { return .infinity }
+            worst = max(worst, difference)
+        }
+        return worst
+    }
+}
+
+/// A comparison implementation measured in the same run on the same data (OpenBLAS, CLBlast, a dense kernel...).
+public struct Baseline {
+    public struct Result {
+        public var seconds: Double
+        /// Its result against the reference, when it can be checked.
+        public var check: Check?
+        public init(seconds: Double, check: Check?) {
+            self.seconds = seconds
+            self.check = check
+        }
+    }
+
+    public let name: String
+    /// Times `repetitions` calls (after a warm-up) and returns the median.
+    public let measure: (_ repetitions: Int) throws -> Result
+
+    public init(name: String, measure: @escaping (_ repetitions: Int) throws -> Result) {
+        self.name = name
+        self.measure = measure
+    }
+}
+
+/// Seeded inputs of one problem on the device and on the host, the CPU reference result, and launches of
+/// configurations on them: what tuning, benchmarks and tests measure. One per family, built once per problem.
+public protocol KernelHarness: AnyObject {
+    var context: Context { get }
+    var work: Work { get }
+    /// Poisons the outputs (NaN), so a configuration that leaves an output unwritten fails ``check()``.
+    func reset() throws
+    /// Enqueues one call with `configuration` (nil: the dispatcher's choice); does not wait.
+    func launch(_ configuration: Configuration?) throws -> KernelLaunch
+    /// Compares the outputs with the reference, with the family's tolerance (waits for the queue).
+    func check() throws -> Check
+    /// The family's comparison implementations on the same data.
+    func baselines() -> [Baseline]
+}
+
+extension KernelHarness {
+    public func baselines() -> [Baseline] { [] }
+
+    /// Wall-clock seconds of `body`.
+    public static func time(_ body: () throws -> Void) rethrows -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+    }
+
+    /// Measures one configuration (or the dispatcher's choice).
+    ///
+    /// The outputs are poisoned first; the first call builds the kernels (from the program cache when built
+    /// before) and its result is checked, so every measurement checks its own output. Then `warmup - 1` more
+    /// calls, and `repetitions` timed calls (more, up to 1000, until they add up to `minimumSeconds`: a short
+    /// kernel is timed over enough runs that one slow run cannot decide its median). The last result is
+    /// checked again, and the worse of the two checks is reported.
+    ///
+    /// - Parameter cutoff: when the call after the build takes longer than this, the candidate is timed by
+    ///   that call alone (a tuner's early stop for hopeless candidates).
+    public func measure(_ configuration: Configuration?, warmup: Int = 1, repetitions: Int = 5, minimumSeconds: Double = 0,
+                        cutoff: Double? = nil) throws -> KernelMeasurement {
+        context.memory.resetPeak()
+        try reset()
+        var launch: KernelLaunch?
+        let firstCall = try Self.time {
+            launch = try self.launch(configuration)
+            try context.queue.finish()
+        }
+        var check = try self.check()
+        let chosen = launch!.configuration, source = launch!.source
+        func result(_ wall: [Double], _ device: [Double]) throws -> KernelMeasurement {
+            let last = try self.check()
+            if !(last.maxAbsError <= check.maxAbsError) { check = last }
+            return KernelMeasurement(configuration: chosen, source: source, seconds: median(wall), deviceSeconds: median(device), check: check,
+                               peakDeviceBytes: context.memory.peakBytes, firstCallSeconds: firstCall, work: work)
+        }
+        var wall: [Double] = [], device: [Double] = []
+        func timedCall() throws {
+            wall.append(try Self.time {
+                launch = try self.launch(chosen)
+                try context.queue.finish()
+            })
+            device.append(try launch!.seconds())
+        }
+        if let cutoff {
+            try timedCall()
+            if wall[0] > cutoff { return try result(wall, device) }
+            wall.removeAll()
+            device.removeAll()
+        }
+        for _ in 1..<max(warmup, 1) {
+            _ = try self.launch(chosen)
+            try context.queue.finish()
+        }
+        var total = 0.0
+        while wall.count < max(repetitions, 1) || (total < minimumSeconds && wall.count < 1000) {
+            try timedCall()
+            total += wall[wall.count - 1]
+        }
+        return try result(wall, device)
+    }
+}
+
+/// One timed configuration.
+public struct KernelMeasurement: Sendable {
+    public let configuration: Configuration
+    public let source: ConfigurationSource
+    /// Median wall-clock seconds of one call, from enqueue to completion.
+    public let seconds: Double
+    /// Median device seconds from the first kernel's start to the last kernel's end.
+    public let deviceSeconds: Double
+    /// The worse of the checks of the first and the last call.
+    public let check: Check
+    /// The most device memory the context held during the runs (operands, scratch).
+    public let peakDeviceBytes: Int
+    /// Wall-clock seconds of the first call, which builds the kernels: the call minus a timed run
+    /// approximates the compile time.
+    public let firstCallSeconds: Double
+    public let work: Work
+
+    public var isCorrect: Bool { check.passed }
+    public var maxAbsError: Double { check.maxAbsError }
+    public var gflops: Double? { work.gflops(seconds) }
+    public var gbps: Double? { work.gbps(seconds) }
+    public var compileSeconds: Double { max(0, firstCallSeconds - seconds) }
+}

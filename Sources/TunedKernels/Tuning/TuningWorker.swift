@@ -1,0 +1,159 @@
+import Autotuning
+import Foundation
+import OpenCLRuntime
+
+/// One request to a tuning worker: which family, problem, configuration and device, how to time it, and the
+/// cutoff after which a clearly hopeless candidate may stop early. One JSON line.
+public struct WorkerRequest<Problem: Codable>: Codable {
+    public var family: String
+    public var problem: Problem
+    public var config: Configuration
+    public var cutoff: Double?
+    /// Index of the device in `Device.all()`.
+    public var device: Int
+    public var repetitions: Int
+    /// Timed runs add up to at least this many seconds.
+    public var minimumSeconds: Double
+    public var seed: UInt64
+
+    private enum CodingKeys: String, CodingKey {
+        case family, problem, config, cutoff, device, repetitions, seed
+        case minimumSeconds = "minimum_seconds"
+    }
+}
+
+/// The family name of a request line, read before the family's problem type is known.
+private struct RequestHeader: Decodable { var family: String }
+
+/// Measures candidates of one family: the harness of the last problem is kept, so a tuning run builds its
+/// inputs and reference once. Used in a worker process and in-process alike, so both classify outcomes the
+/// same way: a typed status, never guessed from message text.
+public final class CandidateMeasurer<Family: KernelFamily> {
+    public let family: Family
+    private var harness: (problem: Family.Problem, seed: UInt64, harness: Family.Harness)?
+
+    public init(family: Family) { self.family = family }
+
+    public func evaluate(_ problem: Family.Problem, configuration: Configuration, cutoff: Double?, repetitions: Int,
+                         minimumSeconds: Double, seed: UInt64) -> EvaluationResult {
+        let problems = family.violations(of: configuration, for: problem)
+        guard problems.isEmpty else {
+            return EvaluationResult(status: .invalidConfiguration, message: problems.joined(separator: "; "))
+        }
+        let harness: Family.Harness
+        if let kept = self.harness, kept.problem == problem, kept.seed == seed {
+            harness = kept.harness
+        } else {
+            self.harness = nil
+            do {
+                harness = try family.harness(problem, seed: seed)
+            } catch {
+                return EvaluationResult(status: .environment, message: "cannot set up \(Family.name) \(problem): \(error)")
+            }
+            self.harness = (problem, seed, harness)
+        }
+        do {
+            let measured = try harness.measure(configuration, warmup: 1, repetitions: repetitions, minimumSeconds: minimumSeconds, cutoff: cutoff)
+            return EvaluationResult(status: measured.isCorrect ? .ok : .wrongResult, seconds: measured.seconds,
+                                    compileSeconds: measured.compileSeconds, gflops: measured.gflops,
+                                    maxAbsError: measured.maxAbsError, tolerance: measured.check.tolerance)
+        } catch let error as ProgramBuildError {
+            return EvaluationResult(status: .buildFailure, message: "\(error)")
+        } catch let error as KernelSources.MissingSource {
+            return EvaluationResult(status: .environment, message: "\(error)")
+        } catch {
+            return EvaluationResult(status: .launchFailure, message: "\(error)")
+        }
+    }
+}
+
+/// Evaluates candidates in this process: no isolation (a crashing kernel ends the program), no process start.
+public final class InProcessEvaluator<Family: KernelFamily>: CandidateEvaluator {
+    let measurer: CandidateMeasurer<Family>
+    let problem: Family.Problem
+    let repetitions: Int, minimumSeconds: Double, seed: UInt64
+
+    public init(family: Family, problem: Family.Problem, repetitions: Int, minimumSeconds: Double, seed: UInt64) {
+        measurer = CandidateMeasurer(family: family)
+        self.problem = problem
+        self.repetitions = repetitions
+        self.minimumSeconds = minimumSeconds
+        self.seed = seed
+    }
+
+    public func evaluate(_ configuration: Configuration, cutoff: Double?) throws -> EvaluationResult {
+        let result = measurer.evaluate(problem, configuration: configuration, cutoff: cutoff, repetitions: repetitions,
+                                       minimumSeconds: minimumSeconds, seed: seed)
+        if result.status == .environment { throw EnvironmentFailure(result.message ?? "nothing can be measured here") }
+        return result
+    }
+}
+
+/// The serving side of a tuning worker process: reads ``WorkerRequest`` lines on stdin and answers one
+/// ``EvaluationResult`` line each on stdout, for any family of `registry`. `autotune worker` runs it; a program
+/// of your own can too (start it with ``TuningOptions/Isolation/process(executable:arguments:)``).
+public enum TuningWorker {
+    /// The environment variable a worker reads its parent's pid from (set by ``WorkerProcess``).
+    static let parentVariable = "TUNEDKERNELS_WORKER_PARENT"
+
+    /// Serves requests until stdin ends. The process exits as soon as its parent is gone.
+    public static func serve(_ registry: any FamilyRegistry.Type) {
+        if let parent = ProcessInfo.processInfo.environment[parentVariable].flatMap({ Int32($0) }) {
+            ParentWatchdog.start(expectedParent: parent)
+        }
+        var state = ServerState()
+        while let line = readLine() {
+            let reply = state.answer(line, registry: registry)
+            let data = (try? EvaluationResult.encoder().encode(reply))
+                ?? Data(#"{"status":"launch_failure","message":"the reply could not be encoded"}"#.utf8)
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+        }
+    }
+
+    struct ServerState {
+        var contexts: [Int: Context] = [:]
+        /// Measurers by family name; their families share the context of their device.
+        var measurers: [String: AnyObject] = [:]
+
+        mutating func answer(_ line: String, registry: any FamilyRegistry.Type) -> EvaluationResult {
+            guard let header = try? JSONDecoder().decode(RequestHeader.self, from: Data(line.utf8)) else {
+                return EvaluationResult(status: .environment, message: "unreadable request: \(line.prefix(300))")
+            }
+            guard let family = registry.family(named: header.family) else {
+                return EvaluationResult(status: .environment, message: "this worker has no kernel family \"\(header.family)\" "
+                                        + "(it has \(registry.families.map { $0.name }.joined(separator: ", ")))")
+            }
+            return answer(line, family: family)
+        }
+
+        mutating func answer<Family: KernelFamily>(_ line: String, family: Family.Type) -> EvaluationResult {
+            let request: WorkerRequest<Family.Problem>
+            do {
+                request = try JSONDecoder().decode(WorkerRequest<Family.Problem>.self, from: Data(line.utf8))
+            } catch {
+                return EvaluationResult(status: .environment, message: "unreadable \(Family.name) request: \(error)")
+            }
+            let measurer: CandidateMeasurer<Family>
+            if let kept = measurers[Family.name] as? CandidateMeasurer<Family>, kept.family.context.device.index == request.device {
+                measurer = kept
+            } else {
+                do {
+                    let context = try contexts[request.device] ?? {
+                        let devices = try Device.all()
+                        guard devices.indices.contains(request.device) else {
+                            throw ProblemError("no device \(request.device) here (\(devices.count) devices)")
+                        }
+                        return try Context(device: devices[request.device])
+                    }()
+                    contexts[request.device] = context
+                    measurer = CandidateMeasurer(family: try Family(context: context, database: TuningDatabase()))
+                } catch {
+                    return EvaluationResult(status: .environment, message: "cannot open device \(request.device): \(error)")
+                }
+                measurers[Family.name] = measurer
+            }
+            return measurer.evaluate(request.problem, configuration: request.config, cutoff: request.cutoff, repetitions: request.repetitions,
+                                     minimumSeconds: request.minimumSeconds, seed: request.seed)
+        }
+    }
+}
