@@ -61,17 +61,23 @@ extension TuningDatabase {
     /// `TUNEDKERNELS_TUNING_DB` file throws.
     public static func forDevice(_ device: Device, environment: [String: String] = ProcessInfo.processInfo.environment) throws
         -> (database: TuningDatabase, origin: DatabaseOrigin) {
+        try forDevice(device, environment: environment, shipped: EmbeddedTuningDatabases.files)
+    }
+
+    /// ``forDevice(_:environment:)`` with the shipped files given by name (the tests give their own).
+    static func forDevice(_ device: Device, environment: [String: String], shipped: [String: String]) throws
+        -> (database: TuningDatabase, origin: DatabaseOrigin) {
         var database = TuningDatabase()
         var origin = DatabaseOrigin(match: .defaults, device: nil, sources: [], reason: "no tuning database for \(device.name) or a device like it")
         let shippedName = "\(device.slug).json"
         let userPath = userDatabasePath(for: device, environment: environment)
-        if let text = EmbeddedTuningDatabases.files[shippedName] {
+        if let text = shipped[shippedName] {
             database.overlay(try decode(Data(text.utf8), path: "autotune/\(shippedName) (embedded)"), source: "autotune/\(shippedName) (shipped)")
         }
         if let file = try read(path: userPath) { database.overlay(file, source: userPath) }
         if !database.sources.isEmpty {
             origin = DatabaseOrigin(match: .exact, device: device.name, sources: database.sources, reason: nil)
-        } else if let (file, source) = try closestFile(to: device, environment: environment) {
+        } else if let (file, source) = try closestFile(to: device, environment: environment, shipped: shipped) {
             database.overlay(file, source: source)
             origin = DatabaseOrigin(match: .fallback, device: file.device.name, sources: database.sources,
                                     reason: "closest tuned \(device.kind.rawValue) device of vendor \(device.vendor) to \(device.name)")
@@ -88,9 +94,9 @@ extension TuningDatabase {
     }
 
     /// The shipped or user file of the device closest to `device` (same vendor and type), if any.
-    static func closestFile(to device: Device, environment: [String: String]) throws -> (TuningFile, String)? {
+    static func closestFile(to device: Device, environment: [String: String], shipped: [String: String]) throws -> (TuningFile, String)? {
         var files: [(TuningFile, String)] = []
-        for (name, text) in EmbeddedTuningDatabases.files.sorted(by: { $0.key < $1.key }) {
+        for (name, text) in shipped.sorted(by: { $0.key < $1.key }) {
             files.append((try decode(Data(text.utf8), path: "autotune/\(name) (embedded)"), "autotune/\(name) (shipped)"))
         }
         let folder = ProgramCache.cacheRoot(environment: environment)

@@ -2,7 +2,7 @@ import Autotuning
 import Foundation
 import Testing
 
-/// The evaluator's protocol over a scripted worker that answers, fails, crashes or hangs by variant.
+/// The evaluator's protocol over a scripted worker that answers each typed status, crashes, hangs or babbles.
 @Suite struct WorkerEvaluatorTests {
     static func script() throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("tk-worker-\(UUID().uuidString).sh").path
@@ -10,8 +10,12 @@ import Testing
         while IFS= read -r line; do
           case "$line" in
             *'"variant":"ok"'*) echo '{"status":"ok","seconds":0.25,"compile_seconds":0.5,"gflops":8}' ;;
-            *'"variant":"wrong"'*) echo '{"status":"wrong","seconds":0.25,"max_abs_error":3}' ;;
-            *'"variant":"nobuild"'*) echo '{"status":"failed","error":"build failed: syntax error"}' ;;
+            *'"variant":"wrong"'*) echo '{"status":"wrong_result","seconds":0.25,"max_abs_error":"inf","tolerance":0.001}' ;;
+            *'"variant":"nobuild"'*) echo '{"status":"build_failure","message":"clBuildProgram failed\\nline 2 of the log"}' ;;
+            *'"variant":"nolaunch"'*) echo '{"status":"launch_failure","message":"CL_OUT_OF_RESOURCES"}' ;;
+            *'"variant":"invalid"'*) echo '{"status":"invalid_configuration","message":"MR=0 is not one of [4]"}' ;;
+            *'"variant":"environment"'*) echo '{"status":"environment","message":"kernel source gemm.cl not found"}' ;;
+            *'"variant":"notime"'*) echo '{"status":"ok"}' ;;
             *'"variant":"crash"'*) echo "dying" >&2; kill -SEGV $$ ;;
             *'"variant":"hang"'*) sleep 100 ;;
             *) echo 'not json' ;;
@@ -21,27 +25,45 @@ import Testing
         return path
     }
 
-    @Test func outcomesOfEveryKind() throws {
+    @Test func everyStatusIsTypedAndOnlyTheEnvironmentEndsARun() throws {
         let path = try Self.script()
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let evaluator = WorkerEvaluator(worker: WorkerProcess(executable: "/bin/bash", arguments: [path]), timeout: 1)
+        let evaluator = WorkerEvaluator(worker: WorkerProcess(executable: "/bin/bash", arguments: [path]), timeout: 1) { configuration, cutoff in
+            String(decoding: try JSONEncoder().encode(configuration), as: UTF8.self)
+        }
         defer { evaluator.worker.stop() }
-        func run(_ variant: String) throws -> WorkerEvaluator.Result { try evaluator.evaluate(Configuration(variant: variant, ["X": 1]), cutoff: nil) }
+        func run(_ variant: String) throws -> EvaluationResult { try evaluator.evaluate(Configuration(variant: variant, ["X": 1]), cutoff: nil) }
 
         let ok = try run("ok")
-        #expect(ok.outcome == .seconds(0.25) && ok.compileSeconds == 0.5 && ok.gflops == 8)
-        #expect(try run("wrong").outcome.seconds == nil)
+        #expect(ok.status == .ok && ok.outcome == .seconds(0.25) && ok.compileSeconds == 0.5 && ok.gflops == 8)
+        // A non-finite error travels as a string and comes back as infinity: a wrong result, not a crash.
+        let wrong = try run("wrong")
+        #expect(wrong.status == .wrongResult && wrong.maxAbsError == .infinity && wrong.outcome.seconds == nil)
         let nobuild = try run("nobuild")
-        #expect(nobuild.failureKind == "CompilationFailedConfig")
+        #expect(nobuild.status == .buildFailure && nobuild.status.kernelTunerFailure == "CompilationFailedConfig")
+        #expect(nobuild.message == "clBuildProgram failed\nline 2 of the log", "the whole log, not a cut")
+        #expect(try run("nolaunch").status == .launchFailure)
+        #expect(try run("invalid").status == .invalidConfiguration)
+        #expect(try run("notime").status == .launchFailure)
+        #expect(throws: EnvironmentFailure.self) { try run("environment") }
+
         let crash = try run("crash")
-        guard case .failed(let why) = crash.outcome else { Issue.record("crash not failed"); return }
-        #expect(why.contains("crashed") && why.contains("139") && why.contains("dying"))
+        #expect(crash.status == .launchFailure)
+        #expect(crash.message?.contains("crashed") == true && crash.message?.contains("139") == true && crash.message?.contains("dying") == true)
         #expect(try run("ok").outcome == .seconds(0.25))  // restarted
-        let start = Date()
-        guard case .failed(let hung) = try run("hang").outcome else { Issue.record("hang not failed"); return }
-        #expect(hung.contains("timed out") && Date().timeIntervalSince(start) < 5)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let hung = try run("hang")
+        #expect(hung.status == .timeout && hung.message?.contains("no answer") == true)
+        // Only an upper bound that catches a hang: this machine is shared and slow at times.
+        #expect(clock.now - start < .seconds(30))
         #expect(try run("ok").outcome == .seconds(0.25))
-        #expect(try run("garbage").outcome.seconds == nil)
+        #expect(try run("garbage").status == .launchFailure)
         #expect(evaluator.worker.starts == 3)
+    }
+
+    @Test func aWorkerThatCannotStartIsAnEnvironmentFailure() throws {
+        let evaluator = WorkerEvaluator(worker: WorkerProcess(executable: "/nonexistent/worker", arguments: []), timeout: 1) { _, _ in "{}" }
+        #expect(throws: EnvironmentFailure.self) { try evaluator.evaluate(Configuration(variant: "ok", [:]), cutoff: nil) }
     }
 }

@@ -36,7 +36,7 @@ import Testing
 
     @Test func benchTimesGivenConfigurationsAndRejectsInvalidOnes() throws {
         let invalid = Configuration(variant: "packed", ["KC": 0, "MR": 0, "NR": 24, "PKU": 4, "PLM": 1, "PLN": 1, "TM": 16, "TN": 1, "VW": 8])
-        let output = try Self.autotune(["bench", "gemm", "--shape", "7x9x5", "--precision", "single", "--no-clblast", "--json",
+        let output = try Self.autotune(["bench", "gemm", "--shape", "7x9x5", "--precision", "single", "--skip", "clblast", "--json",
                                         "--repetitions", "1", "--rounds", "2", "--config", try Self.json(Self.other), "--config", try Self.json(invalid)])
         #expect(output.status == 0, "\(output.stderr)")
         let report = try JSONDecoder().decode(BenchReport.self, from: output.stdout)
@@ -54,7 +54,7 @@ import Testing
 
     struct PerShapeReport: Decodable {
         struct Row: Decodable {
-            let shape: String, tuned: Int, seconds: [Double?], selection_seconds: [Double?], speedup: Double?, fastest: Int
+            let problem: String, tuned: Int, seconds: [Double?], selection_seconds: [Double?], speedup: Double?, fastest: Int
         }
         let configs: [Configuration]
         let rows: [Row]
@@ -68,24 +68,25 @@ import Testing
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let database = folder + "/db.json"
         func entry(_ shape: [Int], _ configuration: Configuration) -> TuningEntry {
-            TuningEntry(kernel: "gemm", precision: "single", layout: "nn", shape: shape, config: configuration, seconds: 1e-3, gflops: nil)
+            TuningEntry(key: TuningKey(kernel: "gemm", tags: ["precision": "single", "layout": "nn"], sizes: shape + [1]),
+                        config: configuration, seconds: 1e-3)
         }
         try TuningDatabase.merge([entry([7, 9, 5], Self.fast), entry([33, 17, 20], Self.other), entry([1, 127, 64], Self.fast)],
-                                 into: database, device: "test")
+                                 into: database, device: DeviceIdentity(name: "test"))
         try "# two shapes\n7x9x5\n33x17x20\n\n".write(toFile: folder + "/shapes.txt", atomically: true, encoding: .utf8)
-        let output = try Self.autotune(["bench", "per-shape", "--shapes-file", folder + "/shapes.txt", "--shape", "1x127x64",
+        let output = try Self.autotune(["bench", "per-shape", "gemm", "--shapes-file", folder + "/shapes.txt", "--shape", "1x127x64",
                                         "--precision", "single", "--database", database, "--rounds", "2", "--repetitions", "1", "--json"])
         #expect(output.status == 0, "\(output.stderr)")
         let report = try JSONDecoder().decode(PerShapeReport.self, from: output.stdout)
         #expect(report.configs == [Self.fast, Self.other])
-        // --shape shapes first, then the file's.
-        #expect(report.rows.map(\.shape) == ["1x127x64", "7x9x5", "33x17x20"])
+        // The command line's problem first, then the file's.
+        #expect(report.rows.map(\.problem) == ["1x127x64 single nn", "7x9x5 single nn", "33x17x20 single nn"])
         #expect(report.rows.map(\.tuned) == [0, 0, 1])
         let single = try #require(report.single_best)
         var logSum = 0.0
         for row in report.rows {
             let times = row.seconds.compactMap { $0 }
-            try #require(times.count == 2, "every configuration is timed on \(row.shape)")
+            try #require(times.count == 2, "every configuration is timed on \(row.problem)")
             let speedup = try #require(row.speedup)
             #expect(abs(speedup - times[single] / times[row.tuned]) < 1e-9 * speedup)
             #expect(times[row.fastest] == times.min())
@@ -97,9 +98,10 @@ import Testing
         let geomean = try #require(report.geomean_speedup)
         #expect(abs(geomean - exp(logSum / 3)) < 1e-9 * geomean)
 
-        let missing = try Self.autotune(["bench", "per-shape", "--shape", "7x9x5", "--shape", "8x8x8", "--precision", "single",
+        try "7x9x5\n8x8x8\n".write(toFile: folder + "/missing.txt", atomically: true, encoding: .utf8)
+        let missing = try Self.autotune(["bench", "per-shape", "gemm", "--shapes-file", folder + "/missing.txt", "--precision", "single",
                                          "--database", database])
         #expect(missing.status != 0)
-        #expect(missing.stderr.contains("no tuned single nn GEMM entry for 8x8x8"), "\(missing.stderr)")
+        #expect(missing.stderr.contains("no tuned gemm entry for 8x8x8 single nn"), "\(missing.stderr)")
     }
 }

@@ -56,7 +56,7 @@ import Testing
     func kernelRunsCleanUnderOclgrind(index: Int) throws {
         let c = Self.cases[index]
         try Self.expectClean(["verify", "gemm", "--shape", c.shape, "--precision", c.precision, "--layout", c.layout,
-                              "--batch", "2", "--beta", "0.5", "--config", c.config])
+                              "--batch", "2", "--config", c.config])
     }
 
     /// The negative control: a kernel that writes far out of bounds must be reported.

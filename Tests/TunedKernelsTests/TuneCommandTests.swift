@@ -13,6 +13,13 @@ import Testing
         let best: Best?
         let history: [Double?]
         let journal: String
+        let saved_to: String?
+    }
+
+    /// `tune --json`: one layout for one problem or several.
+    struct Reports: Decodable {
+        let kernel: String, strategy: String, budget: Int
+        let results: [Report]
     }
 
     static func folder() -> String {
@@ -29,8 +36,15 @@ import Testing
         return process
     }
 
-    static func tune(_ arguments: [String]) throws -> Report {
-        let process = process(["tune", "gemm", "--json"] + arguments)
+    static func tune(_ arguments: [String], executable: String? = nil) throws -> Report {
+        let reports = try tuneAll(arguments, executable: executable)
+        #expect(reports.results.count == 1)
+        return try #require(reports.results.first)
+    }
+
+    static func tuneAll(_ arguments: [String], executable: String? = nil, family: String = "gemm") throws -> Reports {
+        let process = process(["tune", family, "--json"] + arguments)
+        if let executable { process.executableURL = URL(fileURLWithPath: executable) }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
@@ -38,7 +52,7 @@ import Testing
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
-        return try JSONDecoder().decode(Report.self, from: data)
+        return try JSONDecoder().decode(Reports.self, from: data)
     }
 
     @Test func tuneJournalsStoresTheBestAndResumes() throws {
@@ -56,7 +70,8 @@ import Testing
         #expect(journal.entries.count == 5)
         #expect(journal.parameterNames.first == "variant")
         let database = try TuningDatabase.read(path: folder + "/db.json")
-        #expect(database?.entries.count == 1 && database?.entries.first?.shape == [37, 29, 19])
+        #expect(database?.entries.count == 1 && database?.entries.first?.key.sizes == [37, 29, 19, 1])
+        #expect(first.saved_to == folder + "/db.json")
         #expect(FileManager.default.fileExists(atPath: folder + "/plot.svg"))
 
         // The same run with a larger budget reads the five from the journal and measures two more.
@@ -74,10 +89,11 @@ import Testing
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let journalPath = folder + "/gemm-single-nn-64x48x40.json"
         let deadline = Date().addingTimeInterval(120)
         var recorded = 0
+        var journalPath = ""
         while Date() < deadline {
+            journalPath = Self.journals(in: folder).first ?? ""
             recorded = (try? KernelTunerCache.read(path: journalPath).entries.count) ?? 0
             if recorded >= 3 { break }
             Thread.sleep(forTimeInterval: 0.2)
@@ -87,10 +103,21 @@ import Testing
         try #require(recorded >= 3, "the run journaled nothing in time")
         let before = try KernelTunerCache.read(path: journalPath).entries.count
         let resumed = try Self.tune(Array(common.dropFirst(2).dropLast(4)) + ["--budget", "\(before + 2)", "--strategy", "random"])
+        #expect(resumed.journal == journalPath)
         #expect(resumed.from_journal == before)
         #expect(resumed.measured == 2)
         let text = try String(contentsOfFile: journalPath, encoding: .utf8)
         let lines = text.split(separator: "\n").filter { $0.contains("\"timestamp\"") }
         #expect(lines.count == before + 2, "journal lines \(lines.count), expected \(before + 2)")
+    }
+
+    /// The journal files under `folder` (journals are named by a hash of the problem, device and source).
+    static func journals(in folder: String) -> [String] {
+        let enumerator = FileManager.default.enumerator(atPath: folder)
+        var found: [String] = []
+        while let name = enumerator?.nextObject() as? String {
+            if name.hasSuffix(".json") && name.contains("gemm/") { found.append(folder + "/" + name) }
+        }
+        return found.sorted()
     }
 }
