@@ -13,7 +13,21 @@ import Foundation
 /// Kernel Tuner writes the file as it tunes, one entry per line, and closes the two outer objects
 /// only at the end; ``read(path:)`` accepts such an unclosed file, and one whose last line was cut
 /// off by a kill in the middle of a write (that line is dropped), plain or gzip-compressed.
+/// ``completeness`` tells which of these a file was: a journal resumes from any of them, but only a
+/// ``Completeness/closed`` file is the whole recorded space.
 public struct KernelTunerCache: Sendable {
+    /// Whether a file read was complete: how its text ended.
+    public enum Completeness: String, Sendable, Equatable, CaseIterable {
+        /// Ended with the closing of its outer objects, as written (or was built in memory).
+        case closed
+        /// An open journal: ended after an entry's comma, or after `"cache": {`, as Kernel Tuner
+        /// leaves the file while it tunes (or when its run was killed between two entries).
+        case open
+        /// Cut off: a partial last line was dropped, or the text lacked its closing in a way other
+        /// than an open journal's and was closed by the reader. Entries may be missing.
+        case truncated
+    }
+
     /// One evaluated configuration.
     public struct Entry: Sendable, Equatable {
         /// The parameter values in ``KernelTunerCache/parameterNames`` order, rendered as Python's `str`.
@@ -52,6 +66,10 @@ public struct KernelTunerCache: Sendable {
     public var objective: String
     /// The evaluated configurations by key.
     public var entries: [String: Entry]
+    /// How the file ended when read; ``Completeness/closed`` for a cache built in memory.
+    public var completeness: Completeness = .closed
+    /// The path (or name) the cache was read or decoded from; `nil` for a cache built in memory.
+    public var source: String?
 
     public init(deviceName: String, kernelName: String, problemSize: [Int], parameterNames: [String],
                 parameterValues: [[String]], objective: String = "time", entries: [String: Entry] = [:]) {
@@ -78,7 +96,8 @@ public struct KernelTunerCache: Sendable {
         return best
     }
 
-    /// Reads a cache file: plain or gzip-compressed JSON, closed or still open (an interrupted run).
+    /// Reads a cache file: plain or gzip-compressed JSON, closed or still open (an interrupted run);
+    /// ``completeness`` tells which, and ``source`` is `path`.
     public static func read(path: String) throws -> KernelTunerCache {
         let data: Data
         do {
@@ -89,7 +108,7 @@ public struct KernelTunerCache: Sendable {
         return try decode(data, path: path)
     }
 
-    /// Decodes the contents of a cache file; `path` names it in errors.
+    /// Decodes the contents of a cache file; `path` names it in errors and becomes ``source``.
     public static func decode(_ data: Data, path: String) throws -> KernelTunerCache {
         var bytes = [UInt8](data)
         if isGzip(bytes) { bytes = try gunzip(bytes, path: path) }
@@ -175,7 +194,8 @@ extension KernelTunerCache {
 
     /// Parses the (decompressed) contents of a cache file. `appendOffset` is where the entries end:
     /// the length of the prefix to keep, after which a journal appends `,` and new entry lines; `nil`
-    /// when `cache` is not the last field of the file, which cannot be appended to in place.
+    /// when `cache` is not the last field of the file, which cannot be appended to in place. Sets the
+    /// cache's ``completeness`` from the attempt that parsed, and its ``source`` to `path`.
     static func parse(_ bytes: [UInt8], path: String) throws -> (cache: KernelTunerCache, appendOffset: Int?) {
         let end = trimmedEnd(bytes, upTo: bytes.count)
         guard end > 0 else { throw KernelTunerCacheError(path: path, reason: "the file is empty") }
@@ -186,34 +206,35 @@ extension KernelTunerCache {
         }
         // The texts to try, each with how much of it is the file's own. Kernel Tuner's rule: a text
         // that does not end with "}\n}" or "}}}" is an open journal; drop its trailing comma and close it.
-        typealias Attempt = () -> (text: [UInt8], own: Int)?
-        let asIs: Attempt = { (Array(bytes[..<end]), end) }
-        let closedAsKernelTunerDoes: (Int) -> Attempt = { length in
+        // Each text also tells how complete the file was if it parses: `.open` is decided after parsing.
+        typealias Attempt = () -> (text: [UInt8], own: Int, completeness: Completeness)?
+        let asIs: Attempt = { (Array(bytes[..<end]), end, .closed) }
+        let closedAsKernelTunerDoes: (Int, Completeness) -> Attempt = { length, completeness in
             {
                 guard length > 0 else { return nil }
-                if isClosed(length) { return (Array(bytes[..<length]), length) }
+                if isClosed(length) { return (Array(bytes[..<length]), length, completeness) }
                 let own = bytes[length - 1] == UInt8(ascii: ",") ? length - 1 : length
                 var text = [UInt8]()
                 text.reserveCapacity(own + 3)
                 text.append(contentsOf: bytes[..<own])
                 text.append(contentsOf: [0x7d, 0x0a, 0x7d])
-                return (text, own)
+                return (text, own, completeness)
             }
         }
         let lastLineDropped: Attempt = {
             guard let newline = bytes[..<end].lastIndex(of: 0x0a) else { return nil }
-            return closedAsKernelTunerDoes(trimmedEnd(bytes, upTo: newline))()
+            return closedAsKernelTunerDoes(trimmedEnd(bytes, upTo: newline), .truncated)()
         }
         let attempts: [Attempt]
         if isClosed(end) {
             attempts = [asIs, lastLineDropped]
         } else if bytes[end - 1] == UInt8(ascii: ",") || bytes[end - 1] == UInt8(ascii: "{") {
-            attempts = [closedAsKernelTunerDoes(end), lastLineDropped]  // an open journal
+            attempts = [closedAsKernelTunerDoes(end, .open), lastLineDropped]  // an open journal
         } else {
             // Complete JSON in another layout; or an open journal whose last line was cut off by a
             // kill mid-write: a complete line ends with a comma, and a cut one may end inside a
             // number, so it is dropped rather than closed as Kernel Tuner does, which comes last.
-            attempts = [asIs, lastLineDropped, closedAsKernelTunerDoes(end)]
+            attempts = [asIs, lastLineDropped, closedAsKernelTunerDoes(end, .truncated)]
         }
 
         var firstError: (error: KernelTunerJSONParser.SyntaxError, text: [UInt8])?
@@ -229,7 +250,11 @@ extension KernelTunerCache {
                 if firstError == nil { firstError = (error, candidate.text) }
                 continue
             }
-            let cache = try build(parsed.members, path: path)
+            var cache = try build(parsed.members, path: path)
+            cache.source = path
+            // Closing an open journal adds the braces of `cache` and of the file: when `cache` is not
+            // the last field, the first brace closed something else, so the file was cut elsewhere.
+            cache.completeness = candidate.completeness == .open && !parsed.cacheIsLast ? .truncated : candidate.completeness
             var appendOffset: Int?
             if let close = parsed.cacheClose, parsed.cacheIsLast {
                 appendOffset = trimmedEnd(bytes, upTo: min(close, candidate.own))

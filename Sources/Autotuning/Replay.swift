@@ -10,11 +10,31 @@ public struct Replay: Sendable {
     /// repetition draws from these.
     private let sortedTimes: [Double]
 
-    public init(cache: KernelTunerCache) throws {
-        space = try RecordedSpace(cache)
+    /// Replays the space `cache` recorded. Unless `allowIncomplete`, refuses a cache read from a file
+    /// that was not ``KernelTunerCache/Completeness/closed`` (cut off, or a journal still being
+    /// written): its configurations are only part of the space, and its optimum may not be the space's.
+    /// Errors name the cache's ``KernelTunerCache/source`` (its file).
+    public init(cache: KernelTunerCache, allowIncomplete: Bool = false) throws {
+        let path = cache.source ?? "\(cache.kernelName) on \(cache.deviceName) (in memory)"
+        if !allowIncomplete, cache.completeness != .closed {
+            let count = cache.entries.count
+            let configurations = "\(count) configuration\(count == 1 ? "" : "s")"
+            let how = switch cache.completeness {
+            case .open: "it is a journal still being written, or left open by a killed run (its closing braces are missing), "
+                + "so only the \(configurations) recorded so far could be read"
+            case .truncated, .closed: "it is truncated (its last line was cut off, or its closing braces are missing), "
+                + "so only \(configurations) could be read"
+            }
+            throw KernelTunerCacheError(path: path, reason: "not a complete recorded space: \(how). --allow-incomplete replays those anyway")
+        }
+        do {
+            space = try RecordedSpace(cache)
+        } catch let error as KernelTunerCacheError {
+            throw KernelTunerCacheError(path: path, reason: error.reason)  // RecordedSpace names the kernel, not the file
+        }
         sortedTimes = space.seconds.map { $0 ?? .infinity }.sorted()
         guard let optimum = space.optimum else {
-            throw KernelTunerCacheError(path: cache.kernelName, reason: "the recorded space has no successful configuration")
+            throw KernelTunerCacheError(path: path, reason: "the recorded space has no successful configuration")
         }
         self.optimum = optimum
     }
