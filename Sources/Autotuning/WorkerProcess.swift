@@ -19,7 +19,11 @@ public struct WorkerProcessError: Error, Sendable, CustomStringConvertible {
 /// before answering, or does not answer within the time limit, its whole process group is killed (SIGKILL), the
 /// worker is reaped, and the next request transparently starts a fresh one.
 ///
-/// The worker runs in its own process group with the parent's environment plus `environment`. Its stdin is one
+/// The worker runs in its own process group with the parent's environment plus `environment`, plus
+/// ``parentEnvironmentVariable`` (`TUNEDKERNELS_WORKER_PARENT`), always set to this process's pid. Being in its own
+/// group, the worker survives a parent killed with SIGKILL; it should call
+/// `ParentWatchdog.start(expectedParent: ParentWatchdog.expectedParentFromEnvironment())` first thing, to die with its
+/// parent (see ``ParentWatchdog``), even if the parent died before that call. Its stdin is one
 /// end of a Unix socket pair (written with `MSG_NOSIGNAL`, so a dead worker never raises SIGPIPE in the parent);
 /// its stdout and stderr are pipes, both read while a request waits, so a chatty worker cannot block on a full
 /// stderr pipe. Requests are serialized: one request at a time per instance.
@@ -34,6 +38,11 @@ public final class WorkerProcess: @unchecked Sendable {
         /// No answer within the limit; the worker was killed.
         case timedOut(seconds: Double)
     }
+
+    /// The environment variable in which a worker finds its parent's pid (decimal), for
+    /// ``ParentWatchdog/start(expectedParent:interval:status:)``. Set for every worker; it overrides both the
+    /// inherited value and one given in `environment`.
+    public static let parentEnvironmentVariable = "TUNEDKERNELS_WORKER_PARENT"
 
     public let executable: String
     public let arguments: [String]
@@ -282,6 +291,7 @@ public final class WorkerProcess: @unchecked Sendable {
 
         var environment = ProcessInfo.processInfo.environment
         for (name, value) in environmentOverrides ?? [:] { environment[name] = value }
+        environment[Self.parentEnvironmentVariable] = String(getpid())
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {

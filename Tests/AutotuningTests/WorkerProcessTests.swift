@@ -20,6 +20,7 @@ private final class WorkerScript: Sendable {
             pid) echo "pid:$$" ;;
             spawnchild) sleep 1000 & echo "child:$!" ;;
             env) echo "env:${WORKER_TEST_VALUE-unset}:$HOME:$PATH" ;;
+            parent) echo "parent:${TUNEDKERNELS_WORKER_PARENT-unset}:$PPID" ;;
             twolines) printf 'first\nsecond\n' ;;
             replythenexit) echo "bye"; exit 7 ;;
             closestdin) exec 0<&-; echo "closed"; sleep 1; exit 5 ;;
@@ -224,6 +225,15 @@ private func seconds(_ duration: Duration) -> Double {
         let custom = WorkerProcess(executable: "bash", arguments: [script.path],
                                    environment: ["WORKER_TEST_VALUE": "a b=c", "HOME": "/elsewhere"])
         #expect(try custom.request("env", timeout: patience) == .reply("env:a b=c:/elsewhere:\(path)"))
+    }
+
+    @Test func theWorkerIsToldItsParentsPid() throws {
+        let parent = "parent:\(getpid()):\(getpid())"  // the variable, and the worker's actual parent ($PPID)
+        #expect(try worker().request("parent", timeout: patience) == .reply(parent))
+        // An override cannot make it wrong, nor can an inherited value: the variable is set after both (the inherited
+        // case is not tested here: changing this process's environment races with the tests spawning workers meanwhile).
+        let custom = worker(environment: [WorkerProcess.parentEnvironmentVariable: "1"])
+        #expect(try custom.request("parent", timeout: patience) == .reply(parent))
     }
 
     @Test func stopAndDeinitEndTheWorker() throws {
