@@ -16,6 +16,8 @@ import Testing
     @Test(.enabled(if: spaces != nil, "skipped: ../shared/tuning-spaces (the recorded Kernel Tuner spaces) is not beside the package"))
     func readsTheGEMMSpace() throws {
         let cache = try KernelTunerCache.read(path: Self.spaces! + "/gemm_RTX_3090.json.gz")
+        #expect(cache.completeness == .closed)
+        #expect(cache.source == Self.spaces! + "/gemm_RTX_3090.json.gz")
         #expect(cache.deviceName == "NVIDIA GeForce RTX 3090")
         #expect(cache.kernelName == "Xgemm")
         #expect(cache.problemSize == [4096, 4096])
@@ -374,6 +376,69 @@ import Testing
         let cache = try KernelTunerCache.read(path: directory + "/run.json")
         #expect(cache.entries == journal.entries)
         #expect(cache.optimum?.key == "0,0" && cache.optimum?.time == 1)
+    }
+
+    // MARK: Completeness
+
+    @Test func completenessTellsHowTheFileEnded() throws {
+        try Self.withDirectory { directory in
+            let path = directory + "/run.json"
+            #expect(Self.header.completeness == .closed && Self.header.source == nil)  // built in memory
+            let journal = try KernelTunerJournal(path: path, header: Self.header)
+            // Header only: ends after "cache": {
+            let headerOnly = try KernelTunerCache.read(path: path)
+            #expect(headerOnly.completeness == .open && headerOnly.entries.isEmpty && headerOnly.source == path)
+            try journal.record(Self.entry(["16", "1", "fast", "0.5"], 2))
+            try journal.record(Self.entry(["32", "1", "fast", "0.5"], 3))
+            let open = try Data(contentsOf: URL(fileURLWithPath: path))
+            #expect(try KernelTunerCache.read(path: path).completeness == .open)
+            // Trailing whitespace after the comma changes nothing.
+            #expect(try KernelTunerCache.decode(open + Data(" \n\n".utf8), path: "open.json").completeness == .open)
+            try journal.close()
+            let closed = try KernelTunerCache.read(path: path)
+            #expect(closed.completeness == .closed && closed.entries.count == 2)
+            let closedBytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            #expect(try KernelTunerCache.decode(closedBytes + Data("\n".utf8), path: "closed.json").completeness == .closed)
+
+            // Cut in the middle of a line: the line is dropped.
+            let cut = open + Data("\n\"16,2,slow,1.0\": {\"block_size_x\": 16, \"time\": 1.2".utf8)
+            let truncated = try KernelTunerCache.decode(cut, path: "cut.json")
+            #expect(truncated.completeness == .truncated && truncated.entries.count == 2 && truncated.source == "cut.json")
+            // Cut after a comma inside an entry: not an entry's comma, so the partial line is dropped.
+            let insideEntry = open + Data("\n\"16,2,slow,1.0\": {\"block_size_x\": 16,".utf8)
+            let afterInnerComma = try KernelTunerCache.decode(insideEntry, path: "inner.json")
+            #expect(afterInnerComma.completeness == .truncated && afterInnerComma.entries.count == 2)
+            // Cut inside the closing of a closed file.
+            #expect(try KernelTunerCache.decode(closedBytes.dropLast(), path: "brace.json").completeness == .truncated)
+            // Gzip-compressed files tell the same.
+            #expect(try KernelTunerCache.decode(Data(Self.gzipStored(Array(open), blockSize: 100)), path: "o.gz").completeness == .open)
+            #expect(try KernelTunerCache.decode(Data(Self.gzipStored(Array(closedBytes), blockSize: 100)), path: "c.gz").completeness == .closed)
+            #expect(try KernelTunerCache.decode(Data(Self.gzipStored(Array(cut), blockSize: 100)), path: "t.gz").completeness == .truncated)
+        }
+
+        // Complete JSON in other layouts is closed.
+        let compact = """
+            {"device_name": "d", "kernel_name": "k", "problem_size": 8, "tune_params_keys": ["x"], "tune_params": {"x": [1, 2]}, \
+            "cache": {"1": {"x": 1, "time": 1.5}, "2": {"x": 2, "time": 2.5}}}
+            """
+        #expect(try KernelTunerCache.decode(Data(compact.utf8), path: "compact.json").completeness == .closed)
+        let cacheFirst = """
+            {"device_name": "d", "kernel_name": "k", "cache": {"1": {"x": 1, "time": 1.5}},
+              "tune_params_keys": ["x"], "tune_params": {"x": [1, 2]}
+            }
+            """
+        #expect(try KernelTunerCache.decode(Data(cacheFirst.utf8), path: "first.json").completeness == .closed)
+        // One line that lacks its closing: closed by the reader, but it does not end as an open journal does.
+        let oneLine = try KernelTunerCache.decode(Data(compact.dropLast(2).utf8), path: "one-line.json")
+        #expect(oneLine.completeness == .truncated && oneLine.entries.count == 2)
+        // Ends with a comma, but not an entry's: `cache` is not the last field.
+        let cutAfterCache = """
+            {"device_name": "d", "kernel_name": "k", "cache": {"1": {"x": 1, "time": 1.5}},
+            "tune_params_keys": ["x"],
+            "tune_params": {"x": [1, 2],
+            """
+        let notAJournal = try KernelTunerCache.decode(Data(cutAfterCache.utf8), path: "not-a-journal.json")
+        #expect(notAJournal.completeness == .truncated && notAJournal.entries.count == 1)
     }
 
     // MARK: Kernel Tuner's own layouts and Python's rendering of values
