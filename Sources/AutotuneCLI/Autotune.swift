@@ -25,6 +25,25 @@ public struct AutotuneCommand<Registry: FamilyRegistry>: ParsableCommand {
     }
 
     public init() {}
+
+    /// Parses and runs the command line; a family subcommand the registry does not have gets a message that
+    /// names the families there are (ArgumentParser alone would complain about the family's first option).
+    public static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let groups: [[String]] = [["tune"], ["bench"], ["verify"], ["bench", "per-shape"]]
+        for group in groups.sorted(by: { $0.count > $1.count }) where arguments.count > group.count && Array(arguments.prefix(group.count)) == group {
+            let word = arguments[group.count]
+            if word.hasPrefix("-") || Registry.family(named: word) != nil || (group == ["bench"] && word == "per-shape") { break }
+            exit(withError: ValidationError("unknown kernel family \"\(word)\" for `\(group.joined(separator: " "))`; "
+                                            + "this autotune has: \(Registry.families.map { $0.name }.joined(separator: ", "))"))
+        }
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every subcommand shares.

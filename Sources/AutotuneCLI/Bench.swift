@@ -103,7 +103,7 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
         let problem = try FamilyHelp.problems(Family.self, words: problemWords, file: nil)[0]
         let context = try Context()
         let family = try Family(context: context)
-        do { try family.check(problem) } catch let error as ProblemError { throw ValidationError(error.message) }
+        try family.check(problem)
         progress("bench \(Family.name) \(problem) on \(context.device.name) (database: \(family.core.origin.summary))")
         let harness = try family.harness(problem, seed: bench.seed)
         let work = Family.work(problem)

@@ -53,7 +53,7 @@ struct VerifyFamily<Family: KernelFamily>: ParsableCommand {
         let configuration = try config.map { try decodeConfiguration($0) }
         let context = try Context()
         let family = try Family(context: context)
-        do { try family.check(problem) } catch let error as ProblemError { throw ValidationError(error.message) }
+        try family.check(problem)
         let verification = try family.verify(problem, configuration: configuration, seed: seed)
         let checks = verification.checks.map { name, check in
             CheckReport(name: name, passed: check.passed, max_abs_error: check.maxAbsError.isFinite ? check.maxAbsError : nil, tolerance: check.tolerance)

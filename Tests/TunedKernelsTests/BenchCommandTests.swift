@@ -4,23 +4,7 @@ import Testing
 
 /// `autotune bench gemm --config` and `autotune bench per-shape` on the PoCL device, small shapes.
 @Suite(.serialized) struct BenchCommandTests {
-    struct Output { let status: Int32; let stdout: Data; let stderr: String }
-
-    static func autotune(_ arguments: [String]) throws -> Output {
-        let process = TuneCommandTests.process(arguments)
-        // stderr goes to a file, so neither stream can fill its pipe and stall the child.
-        let errorPath = FileManager.default.temporaryDirectory.appendingPathComponent("tk-bench-\(UUID().uuidString).err").path
-        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: errorPath) }
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errorPath))
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let stderr = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
-        return Output(status: process.terminationStatus, stdout: stdout, stderr: stderr)
-    }
+    static func autotune(_ arguments: [String]) throws -> CLI.Output { try CLI.run(CLI.autotune, arguments) }
 
     static let fast = Configuration(variant: "packed", ["KC": 0, "MR": 4, "NR": 24, "PKU": 4, "PLM": 1, "PLN": 1, "TM": 16, "TN": 1, "VW": 8])
     static let other = Configuration(variant: "packed", ["KC": 512, "MR": 6, "NR": 16, "PKU": 1, "PLM": 1, "PLN": 4, "TM": 2, "TN": 2, "VW": 16])

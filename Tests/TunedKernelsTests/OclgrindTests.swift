@@ -10,12 +10,12 @@ import Testing
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("autotune").path
     }
 
-    static func oclgrind(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Outcome {
+    static func oclgrind(_ arguments: [String], environment extra: [String: String] = [:], executable: String = autotune) throws -> Outcome {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         // -cl-opt-disable: oclgrind 21.10's uninitialized-value plugin cannot interpret LLVM's `freeze`
         // instruction, which optimized builds contain; unoptimized code is also checked more precisely.
-        process.arguments = ["oclgrind", "--build-options", "-cl-opt-disable", "--check-api", "--data-races", "--uninitialized", autotune] + arguments
+        process.arguments = ["oclgrind", "--build-options", "-cl-opt-disable", "--check-api", "--data-races", "--uninitialized", executable] + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["TUNEDKERNELS_PROGRAM_CACHE"] = "off"
         environment.merge(extra) { $1 }
@@ -59,6 +59,14 @@ import Testing
                               "--batch", "2", "--config", c.config])
     }
 
+    /// The fixture family's kernel too: the machinery's default verify (one launch on poisoned outputs) under oclgrind.
+    @Test func fixtureFamilyRunsCleanUnderOclgrind() throws {
+        let outcome = try Self.oclgrind(["verify", "vadd", "--n", "37", "--config", #"{"variant":"vadd","VW":4,"WPT":2,"LOCAL":8}"#],
+                                        executable: CLI.fixture)
+        let flagged = outcome.output.split(separator: "\n").filter { line in Self.findings.contains { line.contains($0) } }
+        #expect(outcome.status == 0 && flagged.isEmpty && outcome.output.contains("PASS"), "\(outcome.output.suffix(3000))")
+    }
+
     /// The negative control: a kernel that writes far out of bounds must be reported.
     @Test func outOfBoundsWriteIsCaught() throws {
         let kernels = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -79,7 +87,7 @@ import Testing
             }
             """
         try broken.write(to: folder.appendingPathComponent("gemm.cl"), atomically: true, encoding: .utf8)
-        let outcome = try Self.oclgrind(["verify", "gemm", "--shape", "7x5x3", "--config",
+        let outcome = try Self.oclgrind(["verify", "gemm", "--shape", "7x5x3", "--precision", "single", "--config",
                                          #"{"variant":"direct","WPTM":1,"WPTN":1,"DLOCALM":1,"DLOCALN":1,"DKU":1,"HALF_MATH":0}"#],
                                         environment: ["TUNEDKERNELS_KERNELS_DIR": folder.path])
         #expect(outcome.output.contains("Invalid write"), "oclgrind did not report the out-of-bounds write:\n\(outcome.output.suffix(2000))")

@@ -93,14 +93,10 @@ public final class InProcessEvaluator<Family: KernelFamily>: CandidateEvaluator 
 /// ``EvaluationResult`` line each on stdout, for any family of `registry`. `autotune worker` runs it; a program
 /// of your own can too (start it with ``TuningOptions/Isolation/process(executable:arguments:)``).
 public enum TuningWorker {
-    /// The environment variable a worker reads its parent's pid from (set by ``WorkerProcess``).
-    static let parentVariable = "TUNEDKERNELS_WORKER_PARENT"
-
     /// Serves requests until stdin ends. The process exits as soon as its parent is gone.
     public static func serve(_ registry: any FamilyRegistry.Type) {
-        if let parent = ProcessInfo.processInfo.environment[parentVariable].flatMap({ Int32($0) }) {
-            ParentWatchdog.start(expectedParent: parent)
-        }
+        // A killed `tune` must not leave its worker running a kernel for seconds.
+        ParentWatchdog.start(expectedParent: ParentWatchdog.expectedParentFromEnvironment())
         var state = ServerState()
         while let line = readLine() {
             let reply = state.answer(line, registry: registry)

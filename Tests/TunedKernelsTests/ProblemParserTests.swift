@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+import TunedKernels
+
+/// A family's problem options, declared once, parsed from words, problems-file lines and JSON.
+@Suite struct ProblemParserTests {
+    static func parse(_ words: [String], base: [String] = []) throws -> GEMMProblem {
+        try ProblemParser.parse(GEMMProblem.self, family: "gemm", options: GEMM.problemOptions, arguments: words, base: base)
+    }
+
+    static func expectError(_ words: [String], _ message: String) {
+        #expect {
+            _ = try parse(words)
+        } throws: { error in
+            (error as? ProblemError)?.message.contains(message) == true
+        }
+    }
+
+    @Test func optionsDefaultsAndJSON() throws {
+        #expect(try Self.parse(["--shape", "7x5x3"]) == GEMMProblem(m: 7, n: 5, k: 3, precision: .half))
+        #expect(try Self.parse(["--shape=7X5X3", "--precision=single", "--layout", "tn", "--batch", "4"])
+                == GEMMProblem(m: 7, n: 5, k: 3, batch: 4, precision: .single, layout: .tn))
+        let problem = GEMMProblem(m: 1, n: 2304, k: 768, batch: 2, precision: .single, layout: .nt)
+        let json = String(decoding: try JSONEncoder().encode(problem), as: UTF8.self)
+        #expect(try Self.parse(["--problem", json]) == problem, "the JSON every report prints is accepted back")
+    }
+
+    @Test func clearErrors() {
+        Self.expectError(["--shape", "7x5"], "--shape 7x5 is not MxNxK")
+        Self.expectError(["--shape", "7x5xk"], "is not an integer")
+        Self.expectError(["--shape", "7x5x99999999999999999999"], "is not an integer")
+        Self.expectError(["--precision", "half"], "--shape MxNxK is required")
+        Self.expectError(["--shape", "1x1x1", "--precision", "bf16"], "must be one of half, single")
+        Self.expectError(["--shape", "1x1x1", "--shape", "2x2x2"], "--shape is given twice")
+        Self.expectError(["--shape"], "--shape needs a value")
+        Self.expectError(["--shape", "1x1x1", "--mystery", "3"], "unknown option --mystery")
+        Self.expectError(["1x1x1"], "unexpected \"1x1x1\"")
+        Self.expectError(["--problem", "{\"m\": 1}"], "the problem has no \"n\"")
+        Self.expectError(["--problem", "{\"m\": 1, \"n\": 1, \"k\": 1, \"batch\": 1, \"precision\": \"quad\", \"layout\": \"nn\"}"], "precision")
+    }
+
+    @Test func problemsFileLinesOverrideTheCommandLine() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tk-problems-\(UUID().uuidString).txt").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try """
+        # square
+        64x64x64
+        --shape 1x2304x768 --layout nt   # decode
+        {"m": 3, "n": 4, "k": 5, "batch": 1, "precision": "half", "layout": "tt"}
+
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let problems = try ProblemParser.read(GEMMProblem.self, family: "gemm", options: GEMM.problemOptions, file: path,
+                                              base: ["--precision", "single"])
+        #expect(problems == [GEMMProblem(m: 64, n: 64, k: 64, precision: .single), GEMMProblem(m: 1, n: 2304, k: 768, precision: .single, layout: .nt),
+                             GEMMProblem(m: 3, n: 4, k: 5, precision: .half, layout: .tt)])
+        try "64x64\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect {
+            _ = try ProblemParser.read(GEMMProblem.self, family: "gemm", options: GEMM.problemOptions, file: path, base: [])
+        } throws: { "\($0)".contains("\(path):1:") && "\($0)".contains("is not MxNxK") }
+    }
+
+    @Test func sizesAreCheckedWithoutOverflow() {
+        for problem in [GEMMProblem(m: .max, n: 1, k: 1, precision: .half), GEMMProblem(m: 1, n: 1, k: 1, batch: .max, precision: .half),
+                        GEMMProblem(m: 1 << 62, n: 4, k: 1, precision: .single), GEMMProblem(m: 0, n: 1, k: 1, precision: .half)] {
+            #expect(throws: ProblemError.self) { _ = try GEMM.needs(problem) }
+        }
+    }
+}

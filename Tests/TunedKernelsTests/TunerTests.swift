@@ -1,0 +1,56 @@
+import Autotuning
+import Foundation
+import OpenCLRuntime
+import Testing
+import TunedKernels
+
+/// The tuner as a library: a program tunes its own problem without the CLI.
+@Suite(.serialized) struct TunerTests {
+    @Test func tunesInProcessJournalsAndMerges() throws {
+        let context = try #require(Shared.context)
+        let folder = CLI.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var options = TuningOptions()
+        options.budget = 4
+        options.confirm = 2
+        options.databasePath = folder + "/db.json"
+        options.journalDirectory = folder + "/journals"
+        let gemm = try GEMM(context: context, database: TuningDatabase())
+        let problem = GEMMProblem(m: 33, n: 17, k: 9, precision: .single, layout: .tn)
+        let result = try Tuner(gemm, options: options).tune(problem)
+        #expect(result.evaluations == 4 && result.measured == 4 && result.problem == problem)
+        let best = try #require(result.best)
+        #expect(result.savedTo == folder + "/db.json")
+        let stored = try #require(try TuningDatabase.read(path: folder + "/db.json")?.entries.first)
+        #expect(stored.key == GEMM.key(problem) && stored.config == best.config)
+        // A dispatcher on the new database picks it.
+        var database = TuningDatabase()
+        database.overlay(try #require(try TuningDatabase.read(path: folder + "/db.json")), source: "test")
+        #expect(try GEMM(context: context, database: database).configuration(for: problem) == (best.config, .tuned))
+        // The same run again reads its journal and measures nothing.
+        let again = try Tuner(gemm, options: options).tune(problem)
+        #expect(again.fromJournal == 4 && again.measured == 0)
+    }
+
+    @Test func badOptionsAndOutputsAreRefusedBeforeWork() throws {
+        let context = try #require(Shared.context)
+        let gemm = try GEMM(context: context, database: TuningDatabase())
+        var options = TuningOptions()
+        options.budget = 0
+        #expect(throws: TuningOptionsError.self) { _ = try Tuner(gemm, options: options) }
+        options.budget = 2
+        options.databasePath = "/proc/no-such-folder/db.json"
+        #expect(throws: TuningOptionsError.self) { _ = try Tuner(gemm, options: options) }
+    }
+
+    /// The README's example program, compiled by the build, runs.
+    @Test func theTuneExampleRuns() throws {
+        let cache = CLI.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: cache) }
+        let output = try CLI.run(CLI.binary("TuneExample"), ["3"], environment: ["XDG_CACHE_HOME": cache])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.text.contains("after 3 evaluations") && output.text.contains(".tuned"), "\(output.text)")
+        let device = try #require(Shared.context?.device)
+        #expect(FileManager.default.fileExists(atPath: cache + "/tunedkernels/\(device.slug).json"))
+    }
+}
