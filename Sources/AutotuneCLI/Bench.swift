@@ -30,6 +30,12 @@ struct BenchResult: Encodable {
     var config_source: String? = nil
     var error: String? = nil
 
+    /// Whether the row's result failed its check (NaN, infinity, or beyond the tolerance).
+    var isWrong: Bool {
+        guard let tolerance else { return false }
+        return max_abs_error.map { !($0 <= tolerance) } ?? true
+    }
+
     /// A row of `seconds` with the rates of `work` and the check's error.
     init(name: String, seconds: Double?, work: Work, check: Check?, peakDeviceBytes: Int? = nil, error: String? = nil) {
         self.name = name
@@ -47,6 +53,11 @@ struct BenchResult: Encodable {
                 self.error = self.error ?? "the result holds NaN or infinity"
             }
             if check.maxAbsError.isFinite && !check.passed { self.error = self.error ?? "error \(check.maxAbsError) above the tolerance \(check.tolerance)" }
+            if !check.passed {
+                // A wrong result has no speed worth showing: its seconds stay, its rates go.
+                gflops = nil
+                gbps = nil
+            }
         }
     }
 }
@@ -173,7 +184,8 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
         let ours = results[0].seconds ?? .nan
         print("\(Family.name) \(problem) on \(context.device.name)")
         print(table(["implementation", "seconds", "GFLOP/s", "GB/s", "ours is x faster", "max abs error", "peak device MiB"], results.map { r in
-            [r.name, format(r.seconds, 5), format(r.gflops, 1), format(r.gbps, 1), r.seconds.map { format($0 / ours, 2) } ?? "-",
+            [r.name, format(r.seconds, 5), format(r.gflops, 1), format(r.gbps, 1),
+             r.isWrong ? "WRONG" : r.seconds.map { format($0 / ours, 2) } ?? "-",
              formatScientific(r.max_abs_error), r.peak_device_bytes.map { format(Double($0) / 1048576, 1) } ?? "-"]
         }))
         for r in results { if let error = r.error { print("note: \(r.name): \(error)") } }

@@ -52,7 +52,7 @@ struct BenchPerShape<Family: KernelFamily>: ParsableCommand {
     }
 
     struct Row: Encodable {
-        let problem: String
+        let problem: Family.Problem
         /// Index into `configs` of this problem's tuned configuration.
         let tuned: Int
         /// Seconds of each configuration on this problem, median of the odd rounds (nil: invalid, failed or wrong).
@@ -146,7 +146,7 @@ struct BenchPerShape<Family: KernelFamily>: ParsableCommand {
         if output.json { try printJSON(report); return }
         print("\(Family.name) on \(report.device): per-problem tuned vs single best configuration")
         print(table(["problem", "tuned", "tuned GFLOP/s", "single best GFLOP/s", "speedup", "fastest here"], report.rows.map { r in
-            [r.problem, "#\(r.tuned + 1)", format(r.tuned_gflops, 1), format(r.single_best_gflops, 1), format(r.speedup, 3), "#\(r.fastest + 1)"]
+            [r.problem.description, "#\(r.tuned + 1)", format(r.tuned_gflops, 1), format(r.single_best_gflops, 1), format(r.speedup, 3), "#\(r.fastest + 1)"]
         }))
         for (index, config) in configs.enumerated() { print("#\(index + 1): \(config)") }
         if let best = report.single_best {
@@ -173,7 +173,7 @@ struct BenchPerShape<Family: KernelFamily>: ParsableCommand {
             let singleSeconds = single.flatMap { times[row][$0] }
             let fastest = configs.indices.min { (times[row][$0] ?? .infinity) < (times[row][$1] ?? .infinity) } ?? tuned[row]
             let speedup: Double? = if let own, let singleSeconds { singleSeconds / own } else { nil }
-            rows.append(Row(problem: problem.description, tuned: tuned[row], seconds: times[row], selection_seconds: selection[row],
+            rows.append(Row(problem: problem, tuned: tuned[row], seconds: times[row], selection_seconds: selection[row],
                             tuned_gflops: own.flatMap(work.gflops), single_best_gflops: singleSeconds.flatMap(work.gflops),
                             speedup: speedup, fastest: fastest))
         }

@@ -111,6 +111,11 @@ public final class WorkerEvaluator: CandidateEvaluator, @unchecked Sendable {
     public let worker: WorkerProcess
     public let timeout: Double
     private let request: (Configuration, Double?) throws -> String
+    /// Crashes in a row before the worker ever answered: a worker that dies at every start is the environment's
+    /// fault (a broken driver, a wrong executable), not every candidate's.
+    private var crashesBeforeAnyReply = 0
+    private var hasReplied = false
+    static let crashesMeaningBrokenWorker = 3
 
     /// - Parameter request: the request line for a configuration and cutoff (one line of JSON).
     public init(worker: WorkerProcess, timeout: Double, request: @escaping (Configuration, Double?) throws -> String) {
@@ -132,8 +137,16 @@ public final class WorkerEvaluator: CandidateEvaluator, @unchecked Sendable {
             return EvaluationResult(status: .timeout, message: "no answer within \(seconds) s; worker restarted")
         case .crashed(let status, let tail):
             let last = tail.split(separator: "\n").last.map { ": " + $0 } ?? ""
-            return EvaluationResult(status: .launchFailure, message: "worker crashed (status \(status))\(last); restarted")
+            let message = "worker crashed (status \(status))\(last)"
+            if !hasReplied {
+                crashesBeforeAnyReply += 1
+                if crashesBeforeAnyReply >= Self.crashesMeaningBrokenWorker {
+                    throw EnvironmentFailure("the tuning worker crashed on each of its first \(crashesBeforeAnyReply) requests without ever answering: \(message)")
+                }
+            }
+            return EvaluationResult(status: .launchFailure, message: message + "; restarted")
         case .reply(let text):
+            hasReplied = true
             guard let reply = try? EvaluationResult.decoder().decode(EvaluationResult.self, from: Data(text.utf8)) else {
                 return EvaluationResult(status: .launchFailure, message: "unreadable worker reply: \(text.prefix(500))")
             }

@@ -5,18 +5,19 @@ import OpenCLRuntime
 /// Which tuning database serves a device, for `autotune show` and `bench` and for a program to log.
 public struct DatabaseOrigin: Codable, Sendable, Equatable {
     public enum Match: String, Codable, Sendable {
-        /// Files tuned on this very device (shipped, the user's, `TUNEDKERNELS_TUNING_DB`).
+        /// A file tuned on this very device (shipped or the user's) is the base.
         case exact
-        /// No file of this device: the closest tuned device of the same vendor and type.
+        /// No file was shipped for this device: the closest tuned device's file is the base, under the user's own
+        /// entries for this device, if any.
         case fallback
         /// Nothing tuned applies: the family's defaults for the device type.
         case defaults
-        /// A database the caller passed in.
+        /// A database the caller passed in (or only `TUNEDKERNELS_TUNING_DB`).
         case given
     }
 
     public var match: Match
-    /// The device whose entries are used (for a fallback: the other device's name).
+    /// The device whose entries are the base (for a fallback: the other device's name).
     public var device: String?
     /// The files read, in overlay order.
     public var sources: [String]
@@ -51,14 +52,19 @@ extension Device {
 extension TuningDatabase {
     /// The tuning database of `device` and where it came from.
     ///
-    /// Exact layers, in order: the file shipped in the package's `autotune/<device slug>.json`, the user's
-    /// `$XDG_CACHE_HOME/tunedkernels/<device slug>.json` (or `~/.cache/tunedkernels/...`). When neither exists,
-    /// the closest tuned device of the same vendor and type among the shipped files and the user's files is used
-    /// (CLBlast's fallback: these machines change CPU model from day to day). `TUNEDKERNELS_TUNING_DB` overlays
-    /// either. With nothing at all, the families use their defaults.
+    /// Layers, each over the one before:
+    /// 1. when no file was shipped for this device, the file of the closest tuned device of the same vendor and type
+    ///    among the shipped files and the user's files of other devices (CLBlast's fallback: these machines change
+    ///    CPU model from day to day);
+    /// 2. the file shipped in the package's `autotune/<device slug>.json`;
+    /// 3. the user's `$XDG_CACHE_HOME/tunedkernels/<device slug>.json` (or `~/.cache/tunedkernels/...`);
+    /// 4. the file named by `TUNEDKERNELS_TUNING_DB`.
     ///
-    /// **Edge cases:** a corrupt file throws ``TuningDatabaseError`` naming it; a missing
-    /// `TUNEDKERNELS_TUNING_DB` file throws.
+    /// So tuning one shape here (layer 3) does not hide the fallback's entries for the other shapes. With no layer at
+    /// all, the families use their defaults.
+    ///
+    /// **Edge cases:** a corrupt file of this device throws ``TuningDatabaseError`` naming it; another device's
+    /// unreadable user file is skipped; a missing `TUNEDKERNELS_TUNING_DB` file throws.
     public static func forDevice(_ device: Device, environment: [String: String] = ProcessInfo.processInfo.environment) throws
         -> (database: TuningDatabase, origin: DatabaseOrigin) {
         try forDevice(device, environment: environment, shipped: EmbeddedTuningDatabases.files)
@@ -70,26 +76,29 @@ extension TuningDatabase {
         var database = TuningDatabase()
         var origin = DatabaseOrigin(match: .defaults, device: nil, sources: [], reason: "no tuning database for \(device.name) or a device like it")
         let shippedName = "\(device.slug).json"
-        let userPath = userDatabasePath(for: device, environment: environment)
         if let text = shipped[shippedName] {
             database.overlay(try decode(Data(text.utf8), path: "autotune/\(shippedName) (embedded)"), source: "autotune/\(shippedName) (shipped)")
-        }
-        if let file = try read(path: userPath) { database.overlay(file, source: userPath) }
-        if !database.sources.isEmpty {
-            origin = DatabaseOrigin(match: .exact, device: device.name, sources: database.sources, reason: nil)
+            origin = DatabaseOrigin(match: .exact, device: device.name, sources: [], reason: nil)
         } else if let (file, source) = try closestFile(to: device, environment: environment, shipped: shipped) {
             database.overlay(file, source: source)
-            origin = DatabaseOrigin(match: .fallback, device: file.device.name, sources: database.sources,
+            origin = DatabaseOrigin(match: .fallback, device: file.device.name, sources: [],
                                     reason: "closest tuned \(device.kind.rawValue) device of vendor \(device.vendor) to \(device.name)")
+        }
+        let userPath = userDatabasePath(for: device, environment: environment)
+        if let file = try read(path: userPath) {
+            database.overlay(file, source: userPath)
+            if origin.match == .defaults { origin = DatabaseOrigin(match: .exact, device: device.name, sources: [], reason: nil) }
         }
         if let extra = environment["TUNEDKERNELS_TUNING_DB"], !extra.isEmpty {
             guard let file = try read(path: extra) else {
                 throw TuningDatabaseError(path: extra, reason: "TUNEDKERNELS_TUNING_DB names a file that does not exist")
             }
             database.overlay(file, source: extra)
-            if origin.match == .defaults { origin = DatabaseOrigin(match: .exact, device: file.device.name, sources: [], reason: nil) }
-            origin.sources = database.sources
+            if origin.match == .defaults {
+                origin = DatabaseOrigin(match: .given, device: file.device.name, sources: [], reason: "TUNEDKERNELS_TUNING_DB only")
+            }
         }
+        origin.sources = database.sources
         return (database, origin)
     }
 

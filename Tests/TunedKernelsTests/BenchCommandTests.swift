@@ -38,7 +38,9 @@ import Testing
 
     struct PerShapeReport: Decodable {
         struct Row: Decodable {
-            let problem: String, tuned: Int, seconds: [Double?], selection_seconds: [Double?], speedup: Double?, fastest: Int
+            struct Problem: Decodable, Equatable { let m: Int, n: Int, k: Int }
+            let problem: Problem
+            let tuned: Int, seconds: [Double?], selection_seconds: [Double?], speedup: Double?, fastest: Int
         }
         let configs: [Configuration]
         let rows: [Row]
@@ -64,7 +66,7 @@ import Testing
         let report = try JSONDecoder().decode(PerShapeReport.self, from: output.stdout)
         #expect(report.configs == [Self.fast, Self.other])
         // The command line's problem first, then the file's.
-        #expect(report.rows.map(\.problem) == ["1x127x64 single nn", "7x9x5 single nn", "33x17x20 single nn"])
+        #expect(report.rows.map(\.problem) == [.init(m: 1, n: 127, k: 64), .init(m: 7, n: 9, k: 5), .init(m: 33, n: 17, k: 20)])
         #expect(report.rows.map(\.tuned) == [0, 0, 1])
         let single = try #require(report.single_best)
         var logSum = 0.0

@@ -23,6 +23,8 @@ import TunedKernels
         let problem = GEMMProblem(m: 1, n: 2304, k: 768, batch: 2, precision: .single, layout: .nt)
         let json = String(decoding: try JSONEncoder().encode(problem), as: UTF8.self)
         #expect(try Self.parse(["--problem", json]) == problem, "the JSON every report prints is accepted back")
+        #expect(try Self.parse(["--problem=" + json]) == problem)
+        Self.expectError(["--problem", json, "--batch", "2"], "do not combine it")
     }
 
     @Test func clearErrors() {

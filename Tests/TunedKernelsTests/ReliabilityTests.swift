@@ -43,8 +43,15 @@ import Testing
         let lazy = try #require(results.first { $0["name"] as? String == "config-2" })
         #expect(lazy["error"] as? String == "the result holds NaN or infinity", "\(lazy)")
         #expect(lazy["max_abs_error"] == nil || lazy["max_abs_error"] is NSNull)
+        #expect(lazy["gflops"] == nil, "a wrong row shows no speed")
         let good = try #require(results.first { $0["name"] as? String == "config-1" })
         #expect(good["error"] == nil && (good["max_abs_error"] as? Double ?? 1) < 1e-4)
+        let openblas = try #require(results.first { $0["name"] as? String == "openblas" })
+        #expect(openblas["max_abs_error"] as? Double == 0, "the baseline's own output is checked")
+        let table = try CLI.run(CLI.autotune, ["bench", "gemm", "--shape", "19x23x17", "--precision", "single", "--skip", "clblast",
+                                               "--repetitions", "1", "--config", Self.direct], environment: ["TUNEDKERNELS_KERNELS_DIR": kernels])
+        let row = try #require(table.text.split(separator: "\n").first { $0.hasPrefix("config-1 ") })
+        #expect(row.contains("WRONG"), "\(table.text)")
     }
 
     /// A wrong candidate is a typed `wrong_result` with an error of infinity, not a crashed worker; an unknown
@@ -123,8 +130,9 @@ import Testing
         let log = try #require(failures.first?["message"] as? String)
         #expect(log.count > 300 && log.contains("broken on purpose for a test of the compiler log"))
         #expect(!FileManager.default.fileExists(atPath: folder + "/db.json"))
-        let table = try CLI.run(CLI.autotune, arguments + ["--seed", "2"], environment: ["TUNEDKERNELS_KERNELS_DIR": broken])
+        let table = try CLI.run(CLI.autotune, arguments + ["--journal-dir", folder + "/table"], environment: ["TUNEDKERNELS_KERNELS_DIR": broken])
         #expect(table.text.contains("nothing saved") && !table.text.contains("saved 1"), "\(table.text)")
+        #expect(table.stderr.contains("broken on purpose for a test of the compiler log"), "the log is shown in text mode too")
     }
 
     /// Output paths are checked before the work, with a clear message.

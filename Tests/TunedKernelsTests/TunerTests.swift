@@ -27,9 +27,12 @@ import TunedKernels
         var database = TuningDatabase()
         database.overlay(try #require(try TuningDatabase.read(path: folder + "/db.json")), source: "test")
         #expect(try GEMM(context: context, database: database).configuration(for: problem) == (best.config, .tuned))
-        // The same run again reads its journal and measures nothing.
+        // Again with a larger budget: it starts from the stored best, reads what the journal holds instead of
+        // measuring it, and measures each new candidate once.
+        options.budget = 6
         let again = try Tuner(gemm, options: options).tune(problem)
-        #expect(again.fromJournal == 4 && again.measured == 0)
+        #expect(again.evaluations == 6 && again.fromJournal >= 1 && again.fromJournal + again.measured == 6)
+        #expect(try KernelTunerCache.read(path: again.journal).entries.count == 4 + again.measured)
     }
 
     @Test func badOptionsAndOutputsAreRefusedBeforeWork() throws {
@@ -41,6 +44,11 @@ import TunedKernels
         options.budget = 2
         options.databasePath = "/proc/no-such-folder/db.json"
         #expect(throws: TuningOptionsError.self) { _ = try Tuner(gemm, options: options) }
+        // Another device's file is not mixed with this device's entries.
+        let path = CLI.temporaryFolder() + "/other.json"
+        try TuningDatabase.merge([], into: path, device: DeviceIdentity(name: "another device"))
+        options.databasePath = path
+        #expect { _ = try Tuner(gemm, options: options) } throws: { "\($0)".contains("holds entries of another device") }
     }
 
     /// The README's example program, compiled by the build, runs.

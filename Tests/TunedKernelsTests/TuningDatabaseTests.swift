@@ -58,10 +58,20 @@ import Testing
         let (none, noneOrigin) = try TuningDatabase.forDevice(device, environment: environment,
                                                               shipped: ["other-vendor.json": shipped["other-vendor.json"]!])
         #expect(noneOrigin.match == .defaults && none.entries.isEmpty)
-        // The user's file of this device is an exact layer too.
-        try TuningDatabase.merge([Self.entry([8, 8, 8, 1], "mine")], into: cache + "/tunedkernels/\(device.slug).json", device: device.identity)
+        // Tuning one shape here puts the user's file over the fallback, which still serves the other shapes.
+        let userPath = cache + "/tunedkernels/\(device.slug).json"
+        try TuningDatabase.merge([Self.entry([64, 64, 64, 1], "mine")], into: userPath, device: device.identity)
         let (user, userOrigin) = try TuningDatabase.forDevice(device, environment: environment, shipped: shipped)
-        #expect(userOrigin.match == .exact && user.lookup(key)?.entry.config.variant == "mine")
+        #expect(userOrigin.match == .fallback && userOrigin.sources.last == userPath)
+        #expect(user.lookup(Self.entry([64, 64, 64, 1], "").key)?.entry.config.variant == "mine")
+        #expect(user.lookup(key)?.entry.config.variant == "near")
+        // Only the user's file: exact.
+        let (_, onlyUser) = try TuningDatabase.forDevice(device, environment: environment, shipped: [:])
+        #expect(onlyUser.match == .exact)
+        // Only TUNEDKERNELS_TUNING_DB: given, not exact.
+        let (_, onlyGiven) = try TuningDatabase.forDevice(device, environment: ["XDG_CACHE_HOME": Self.temporaryFolder(), "TUNEDKERNELS_TUNING_DB": userPath],
+                                                          shipped: [:])
+        #expect(onlyGiven.match == .given)
     }
 
     @Test func dispatcherReportsWhereItsDatabaseCameFrom() throws {

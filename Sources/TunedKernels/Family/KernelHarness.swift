@@ -80,8 +80,8 @@ extension KernelHarness {
     /// The outputs are poisoned first; the first call builds the kernels (from the program cache when built
     /// before) and its result is checked, so every measurement checks its own output. Then `warmup - 1` more
     /// calls, and `repetitions` timed calls (more, up to 1000, until they add up to `minimumSeconds`: a short
-    /// kernel is timed over enough runs that one slow run cannot decide its median). The last result is
-    /// checked again, and the worse of the two checks is reported.
+    /// kernel is timed over enough runs that one slow run cannot decide its median). Last, one untimed call on
+    /// poisoned outputs is checked again, and the worse of the two checks is reported.
     ///
     /// - Parameter cutoff: when the call after the build takes longer than this, the candidate is timed by
     ///   that call alone (a tuner's early stop for hopeless candidates).
@@ -97,6 +97,10 @@ extension KernelHarness {
         var check = try self.check()
         let chosen = launch!.configuration, source = launch!.source
         func result(_ wall: [Double], _ device: [Double]) throws -> KernelMeasurement {
+            // One more call, untimed, on poisoned outputs: its result is checked too.
+            try reset()
+            _ = try self.launch(chosen)
+            try context.queue.finish()
             let last = try self.check()
             if !(last.maxAbsError <= check.maxAbsError) { check = last }
             return KernelMeasurement(configuration: chosen, source: source, seconds: median(wall), deviceSeconds: median(device), check: check,

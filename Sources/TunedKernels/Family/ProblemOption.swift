@@ -63,7 +63,7 @@ public enum ProblemParser {
         var given = try words(base, family: family, options: options, primaryAllowed: false).values
         let parsed = try words(arguments, family: family, options: options, primaryAllowed: false)
         if let json = parsed.json {
-            guard arguments.count == 2 else { throw ProblemError("\(family): --problem gives the whole problem; do not combine it with other problem options") }
+            guard parsed.values.isEmpty else { throw ProblemError("\(family): --problem gives the whole problem; do not combine it with other problem options") }
             return try decode(type, family: family, data: Data(json.utf8))
         }
         given.merge(parsed.values) { $1 }

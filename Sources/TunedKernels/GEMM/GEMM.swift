@@ -47,8 +47,8 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
         return Work(flops: 2 * m * n * k * b, bytes: (m * k + k * n + m * n) * b * Double(problem.precision.bytes))
     }
 
-    /// Sizes of at least 1; one matrix within the kernels' 32-bit indexing; the operands, the packed fp32 panels
-    /// on the device, and the harness's fp32 host copies (operands, reference, a baseline's output).
+    /// Sizes of at least 1; one matrix within the kernels' 32-bit indexing; the operands and the variants' scratch
+    /// (packed fp32 panels, split-K partial sums) on the device, and the harness's and verifier's fp32 host copies.
     public static func needs(_ problem: GEMMProblem) throws -> ResourceNeeds {
         try Checked.sizes(["M": problem.m, "N": problem.n, "K": problem.k, "batch": problem.batch], family: name)
         for (label, rows, columns) in [("A", problem.m, problem.k), ("B", problem.k, problem.n), ("C", problem.m, problem.n)] {
@@ -60,12 +60,16 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
         let (m, n, k, batch, bytes) = (problem.m, problem.n, problem.k, problem.batch, problem.precision.bytes)
         let a = try Checked.product(m, k, batch, bytes, what: "A"), b = try Checked.product(k, n, batch, bytes, what: "B")
         let c = try Checked.product(m, n, batch, bytes, what: "C")
-        let panels = [try Checked.product(m + 16, k, batch, 4, what: "the packed A panels"),
-                      try Checked.product(n + 32, k, batch, 4, what: "the packed B panels")]
-        let host = try Checked.sum([try Checked.product(m, k, batch, 8, what: "A on the host"),
-                                    try Checked.product(k, n, batch, 8, what: "B on the host"),
-                                    try Checked.product(m, n, batch, 16, what: "C on the host")], what: "the host memory")
-        return ResourceNeeds(deviceBuffers: [a, b, c] + panels, hostBytes: host)
+        // Scratch of the variants: packed fp32 panels, split-K partial sums (KSPLIT up to 8).
+        let scratch = [try Checked.product(m + 16, k, batch, 4, what: "the packed A panels"),
+                       try Checked.product(n + 32, k, batch, 4, what: "the packed B panels"),
+                       try Checked.product(m, n, batch, 8 * 4, what: "the split-K partial sums")]
+        // fp32 host copies of the operands (with the verifier's padding and canaries), the reference, and the
+        // downloads a check compares.
+        let host = try Checked.sum([try Checked.product(m + 8, k + 8, batch, 16, what: "A on the host"),
+                                    try Checked.product(k + 8, n + 8, batch, 16, what: "B on the host"),
+                                    try Checked.product(m + 8, n + 8, batch, 32, what: "C on the host")], what: "the host memory")
+        return ResourceNeeds(deviceBuffers: [a, b, c] + scratch, hostBytes: host)
     }
 
     public func spaces(for problem: GEMMProblem) -> [SearchSpace] {

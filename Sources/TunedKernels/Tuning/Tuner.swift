@@ -66,7 +66,8 @@ public struct TuningResult<Problem: Codable & Sendable>: Encodable, Sendable {
 public final class Tuner<Family: KernelFamily> {
     public let family: Family
     public let options: TuningOptions
-    public weak var observer: (any TuningObserver)?
+    /// Receives the progress (held strongly; set it to nil to stop).
+    public var observer: (any TuningObserver)?
     /// Where results are merged.
     public let databasePath: String
     public let journalDirectory: String
@@ -81,7 +82,10 @@ public final class Tuner<Family: KernelFamily> {
         databasePath = options.databasePath ?? TuningDatabase.userDatabasePath(for: device)
         journalDirectory = options.journalDirectory ?? ProgramCache.cacheRoot() + "/journal"
         try WritablePath.check(databasePath, what: "the tuning database")
-        _ = try TuningDatabase.read(path: databasePath)
+        if let file = try TuningDatabase.read(path: databasePath), file.device.name != device.name {
+            throw TuningOptionsError("the tuning database \(databasePath) holds entries of \(file.device.name), not of \(device.name): "
+                                     + "give another file, so that the entries of two devices do not mix")
+        }
     }
 
     private func log(_ text: String) { observer?.log(text) }
@@ -108,7 +112,7 @@ public final class Tuner<Family: KernelFamily> {
             known[candidate] = entry.time.map { .seconds($0 / 1000) } ?? .failed(entry.failure ?? "failed")
         }
         let initial = try seeds(problem, key: key, space: space)
-        let evaluator = makeEvaluator(problem)
+        let evaluator = try makeEvaluator(problem)
         defer { (evaluator as? WorkerEvaluator)?.worker.stop() }
 
         log("tune \(Family.name) \(problem) on \(device.name): \(options.strategy.rawValue), budget \(options.budget), "
@@ -122,7 +126,12 @@ public final class Tuner<Family: KernelFamily> {
             let result = try evaluator.evaluate(configuration, cutoff: bestSoFar.map { 4 * $0 + 0.05 })
             if result.status != .ok {
                 failureDetails.append(.init(config: configuration, status: result.status, message: result.message ?? result.summary))
+                if result.status == .buildFailure, let log = result.message {
+                    self.log("  build failure of \(configuration):\n" + log)
+                }
             }
+            // A timeout may be the machine's load rather than the candidate's: not journaled, so a resumed run retries it.
+            if result.status == .timeout { return result.outcome }
             try journal.record(KernelTunerCache.Entry(
                 labels: space.kernelTunerLabels(candidate), time: result.outcome.seconds.map { $0 * 1000 },
                 failure: result.status == .ok ? nil : result.status.kernelTunerFailure, times: result.outcome.seconds.map { [$0 * 1000] } ?? [],
@@ -171,32 +180,41 @@ public final class Tuner<Family: KernelFamily> {
     // MARK: Parts
 
     /// `<journals>/<family>/<device>/<key>-<hash>.json`; the hash covers the family, the problem, the device and
-    /// its driver, the kernel source and the space, so an edited kernel or a driver update starts a new journal.
+    /// its driver, the kernel source, the space and how candidates are timed, so an edited kernel or a driver
+    /// update starts a new journal.
     func journalPath(_ problem: Family.Problem, key: TuningKey, source: String, columns: (names: [String], values: [[String]])) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let device = family.context.device
         let identity = [Family.name, String(decoding: try encoder.encode(problem), as: UTF8.self), device.name, device.vendor,
-                        device.driverVersion, device.platformVersion, source, "\(columns.names)", "\(columns.values)"]
+                        device.driverVersion, device.platformVersion, source, "\(columns.names)", "\(columns.values)",
+                        "repetitions \(options.repetitions) minimum \(options.minimumSeconds) data seed \(options.dataSeed)"]
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in identity.joined(separator: "\u{1}").utf8 {
             hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
         }
-        let name = ([key.kernel] + key.tags.sorted { $0.key < $1.key }.map(\.value) + [key.sizes.map(String.init).joined(separator: "x")])
-            .joined(separator: "-")
+        let words = [key.kernel] + key.tags.sorted { $0.key < $1.key }.map(\.value) + [key.sizes.map(String.init).joined(separator: "x")]
+        let name = String(words.joined(separator: "-").map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "x" ? $0 : "_" }.prefix(120))
         let hex = String(hash, radix: 16)
         return journalDirectory + "/\(Family.name)/\(device.slug)/\(name)-\(String(repeating: "0", count: 16 - hex.count) + hex).json"
     }
 
-    /// The dispatcher's current choice for `problem` (from the device's database and the output file), then the
-    /// best of the nearest tuned problems; with `transfer` 0, the device default alone.
+    /// The configuration the dispatcher would choose with the device's database and the output file (its tuned
+    /// entry, else the nearest tuned, else the default), then the best of the nearest tuned problems; with
+    /// `transfer` 0, the device default alone.
     func seeds(_ problem: Family.Problem, key: TuningKey, space: TuningSpace) throws -> [Candidate] {
         var configurations: [Configuration] = []
         let valid = { (configuration: Configuration) in self.family.violations(of: configuration, for: problem).isEmpty }
         if options.transfer > 0 {
             var database = family.database
             if let file = try TuningDatabase.read(path: databasePath) { database.overlay(file, source: databasePath) }
-            configurations = [family.configuration(for: problem).0] + database.nearest(key, count: options.transfer).map(\.config).filter(valid)
+            let nearest = database.nearest(key, count: .max).map(\.config).filter(valid)
+            if let current = nearest.first, database.lookup(key).map({ valid($0.entry.config) }) == true {
+                configurations = [current]
+            } else {
+                configurations = [family.configuration(for: problem).0]
+            }
+            configurations += nearest.prefix(options.transfer)
         } else if let first = family.defaults(for: problem).first(where: valid) {
             configurations = [first]
         }
@@ -207,10 +225,12 @@ public final class Tuner<Family: KernelFamily> {
         return initial
     }
 
-    func makeEvaluator(_ problem: Family.Problem) -> any CandidateEvaluator {
+    func makeEvaluator(_ problem: Family.Problem) throws -> any CandidateEvaluator {
         switch options.isolation {
         case .inProcess:
-            return InProcessEvaluator(family: family, problem: problem, repetitions: options.repetitions,
+            // A private core, so the candidates' kernels and scratch buffers go when the run ends, not with the caller's family.
+            let own = try Family(core: FamilyCore(context: family.context, database: TuningDatabase(), source: Family.kernelSource))
+            return InProcessEvaluator(family: own, problem: problem, repetitions: options.repetitions,
                                       minimumSeconds: options.minimumSeconds, seed: options.dataSeed)
         case .process(let executable, let arguments):
             let device = family.context.device.index
@@ -238,12 +258,23 @@ public final class Tuner<Family: KernelFamily> {
         guard finalists.count > 1 else { return (0, session.best) }
         log("  confirming the \(finalists.count) fastest in \(options.confirmRounds) interleaved rounds")
         var times = [[Double]](repeating: [], count: finalists.count)
+        var disqualified = Set<Int>()
         try forEachInterleaved(count: finalists.count, rounds: options.confirmRounds) { index, _ in
-            guard let configuration = space.configuration(finalists[index]) else { return }
-            if let seconds = try evaluator.evaluate(configuration, cutoff: nil).outcome.seconds { times[index].append(seconds) }
+            guard !disqualified.contains(index), let configuration = space.configuration(finalists[index]) else { return }
+            let result = try evaluator.evaluate(configuration, cutoff: nil)
+            if let seconds = result.outcome.seconds {
+                times[index].append(seconds)
+            } else {
+                // Wrong or failing once is enough: a racy kernel must not win on its lucky rounds.
+                disqualified.insert(index)
+                log("    disqualified (\(result.summary)): \(configuration)")
+            }
         }
-        let timed = finalists.indices.filter { !times[$0].isEmpty }
-        guard let winner = timed.min(by: { median(times[$0]) < median(times[$1]) }) else { return (finalists.count, session.best) }
+        let timed = finalists.indices.filter { !times[$0].isEmpty && !disqualified.contains($0) }
+        guard let winner = timed.min(by: { median(times[$0]) < median(times[$1]) }) else {
+            log("  no finalist passed the confirmation rounds: nothing is saved")
+            return (finalists.count, nil)
+        }
         for index in timed {
             let configuration = space.configuration(finalists[index]).map { "\($0)" } ?? ""
             log("    \(work.rate(median(times[index])))\(index == winner ? " (chosen)" : ""): \(configuration)")

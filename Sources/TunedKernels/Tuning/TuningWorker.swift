@@ -34,6 +34,12 @@ public final class CandidateMeasurer<Family: KernelFamily> {
 
     public init(family: Family) { self.family = family }
 
+    /// Build errors that are the configuration's fault (CL_BUILD_PROGRAM_FAILURE, CL_INVALID_BUILD_OPTIONS).
+    static var candidateBuildErrors: Set<Int32> { [-11, -43] }
+
+    /// Forgets the harness (after a launch failure the device state may be spoiled).
+    public func forget() { harness = nil }
+
     public func evaluate(_ problem: Family.Problem, configuration: Configuration, cutoff: Double?, repetitions: Int,
                          minimumSeconds: Double, seed: UInt64) -> EvaluationResult {
         let problems = family.violations(of: configuration, for: problem)
@@ -46,6 +52,7 @@ public final class CandidateMeasurer<Family: KernelFamily> {
         } else {
             self.harness = nil
             do {
+                _ = try Family.kernelSource()
                 harness = try family.harness(problem, seed: seed)
             } catch {
                 return EvaluationResult(status: .environment, message: "cannot set up \(Family.name) \(problem): \(error)")
@@ -57,8 +64,11 @@ public final class CandidateMeasurer<Family: KernelFamily> {
             return EvaluationResult(status: measured.isCorrect ? .ok : .wrongResult, seconds: measured.seconds,
                                     compileSeconds: measured.compileSeconds, gflops: measured.gflops,
                                     maxAbsError: measured.maxAbsError, tolerance: measured.check.tolerance)
-        } catch let error as ProgramBuildError {
+        } catch let error as ProgramBuildError where Self.candidateBuildErrors.contains(error.code) {
             return EvaluationResult(status: .buildFailure, message: "\(error)")
+        } catch let error as ProgramBuildError {
+            // No compiler, out of host memory...: no candidate would build.
+            return EvaluationResult(status: .environment, message: "\(error)")
         } catch let error as KernelSources.MissingSource {
             return EvaluationResult(status: .environment, message: "\(error)")
         } catch {
@@ -84,6 +94,7 @@ public final class InProcessEvaluator<Family: KernelFamily>: CandidateEvaluator 
     public func evaluate(_ configuration: Configuration, cutoff: Double?) throws -> EvaluationResult {
         let result = measurer.evaluate(problem, configuration: configuration, cutoff: cutoff, repetitions: repetitions,
                                        minimumSeconds: minimumSeconds, seed: seed)
+        if result.status == .launchFailure { measurer.forget() }
         if result.status == .environment { throw EnvironmentFailure(result.message ?? "nothing can be measured here") }
         return result
     }
@@ -148,8 +159,14 @@ public enum TuningWorker {
                 }
                 measurers[Family.name] = measurer
             }
-            return measurer.evaluate(request.problem, configuration: request.config, cutoff: request.cutoff, repetitions: request.repetitions,
-                                     minimumSeconds: request.minimumSeconds, seed: request.seed)
+            let result = measurer.evaluate(request.problem, configuration: request.config, cutoff: request.cutoff, repetitions: request.repetitions,
+                                           minimumSeconds: request.minimumSeconds, seed: request.seed)
+            if result.status == .launchFailure {
+                // A failed launch may leave the context unusable: the next request starts from a new one.
+                measurers[Family.name] = nil
+                contexts[request.device] = nil
+            }
+            return result
         }
     }
 }
