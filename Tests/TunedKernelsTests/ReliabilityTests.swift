@@ -1,6 +1,7 @@
 import Autotuning
 import Foundation
 import Testing
+import TunedKernels
 
 /// What a demanding user tried, each now a clear error or correct behaviour (issue 8's findings).
 @Suite(.serialized) struct ReliabilityTests {
@@ -189,5 +190,32 @@ import Testing
     static func isZombie(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
         return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
+    }
+
+    static let recordedSpace = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/tuning-spaces/convolution_A4000.json.gz").path
+
+    /// A truncated recorded space is refused unless asked for; `replay` without `--strategy` uses tune's default; one
+    /// JSON layout.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: recordedSpace)))
+    func replayRefusesATruncatedSpaceAndDefaultsToTunesStrategy() throws {
+        let folder = CLI.temporaryFolder()
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let whole = try KernelTunerCache.read(path: Self.recordedSpace)
+        #expect(whole.completeness == .closed)
+        let gunzip = Process()
+        gunzip.executableURL = URL(fileURLWithPath: "/bin/sh")
+        gunzip.arguments = ["-c", "gunzip -c '\(Self.recordedSpace)' | head -c 200000 > '\(folder)/cut.json'"]
+        try gunzip.run()
+        gunzip.waitUntilExit()
+        let refused = try CLI.run(CLI.autotune, ["replay", folder + "/cut.json", "--budget", "20", "--seeds", "2"])
+        #expect(refused.status != 0 && refused.stderr.contains("not a complete recorded space"), "\(refused.stderr)")
+        let allowed = try CLI.run(CLI.autotune, ["replay", folder + "/cut.json", "--budget", "20", "--seeds", "2", "--allow-incomplete", "--json"])
+        #expect(allowed.status == 0, "\(allowed.stderr)")
+        let report = try CLI.json(allowed)
+        let results = try #require(report["results"] as? [[String: Any]])
+        #expect(results.count == 1 && results[0]["strategy"] as? String == TuningOptions.defaultStrategy.rawValue)
+        #expect((report["configurations"] as? Int ?? .max) < 4362)
     }
 }
