@@ -19,8 +19,8 @@ public struct AutotuneCommand<Registry: FamilyRegistry>: ParsableCommand {
                 else the first GPU, else the first device. --json prints exactly one JSON object on stdout; \
                 progress goes to stderr. Kernel families: \(Registry.families.map { $0.name }.joined(separator: ", ")).
                 """,
-            subcommands: [Devices.self, BenchCommand<Registry>.self, VerifyCommand<Registry>.self, TuneCommand<Registry>.self,
-                          ReplayCommand.self, Show.self, WorkerCommand<Registry>.self]
+            subcommands: [Devices.self, FamilyGroup<Registry, BenchVerb>.self, FamilyGroup<Registry, VerifyVerb>.self,
+                          FamilyGroup<Registry, TuneVerb>.self, ReplayCommand.self, Show.self, WorkerCommand<Registry>.self]
         )
     }
 
@@ -43,6 +43,28 @@ public struct AutotuneCommand<Registry: FamilyRegistry>: ParsableCommand {
         } catch {
             exit(withError: error)
         }
+    }
+}
+
+/// A verb with one subcommand per family: `tune gemm`, `bench gemm`, `verify gemm`, `bench per-shape gemm`.
+protocol FamilyVerb {
+    static var name: String { get }
+    static var abstract: String { get }
+    /// The verb's subcommand for `family`.
+    static func command<Family: KernelFamily>(_ family: Family.Type) -> any ParsableCommand.Type
+    /// Subcommands besides the families' (`bench per-shape`).
+    static func extra<Registry: FamilyRegistry>(_ registry: Registry.Type) -> [any ParsableCommand.Type]
+}
+
+extension FamilyVerb {
+    static func extra<Registry: FamilyRegistry>(_ registry: Registry.Type) -> [any ParsableCommand.Type] { [] }
+}
+
+/// The command of a verb, its subcommands generated from the registry.
+struct FamilyGroup<Registry: FamilyRegistry, Verb: FamilyVerb>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(commandName: Verb.name, abstract: Verb.abstract,
+                             subcommands: Registry.families.map { Verb.command($0) } + Verb.extra(Registry.self))
     }
 }
 

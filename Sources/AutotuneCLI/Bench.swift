@@ -4,15 +4,15 @@ import Foundation
 import OpenCLRuntime
 import TunedKernels
 
-struct BenchCommand<Registry: FamilyRegistry>: ParsableCommand {
-    static var configuration: CommandConfiguration {
-        CommandConfiguration(commandName: "bench",
-                             abstract: "Benchmark a kernel family against its baselines, measured in the same run on the same data.",
-                             subcommands: Registry.families.map { benchSubcommand($0) } + [PerShapeCommand<Registry>.self])
+enum BenchVerb: FamilyVerb {
+    static let name = "bench"
+    static let abstract = "Benchmark a kernel family against its baselines, measured in the same run on the same data."
+    static func command<Family: KernelFamily>(_ family: Family.Type) -> any ParsableCommand.Type { BenchFamily<Family>.self }
+
+    static func extra<Registry: FamilyRegistry>(_ registry: Registry.Type) -> [any ParsableCommand.Type] {
+        [FamilyGroup<Registry, PerShapeVerb>.self]
     }
 }
-
-private func benchSubcommand<Family: KernelFamily>(_ family: Family.Type) -> any ParsableCommand.Type { BenchFamily<Family>.self }
 
 /// One row of a `bench` report.
 struct BenchResult: Encodable {

@@ -4,15 +4,11 @@ import Foundation
 import OpenCLRuntime
 import TunedKernels
 
-struct PerShapeCommand<Registry: FamilyRegistry>: ParsableCommand {
-    static var configuration: CommandConfiguration {
-        CommandConfiguration(commandName: "per-shape",
-                             abstract: "Compare per-problem tuned configurations with the single best configuration for all problems.",
-                             subcommands: Registry.families.map { perShapeSubcommand($0) })
-    }
+enum PerShapeVerb: FamilyVerb {
+    static let name = "per-shape"
+    static let abstract = "Compare per-problem tuned configurations with the single best configuration for all problems."
+    static func command<Family: KernelFamily>(_ family: Family.Type) -> any ParsableCommand.Type { BenchPerShape<Family>.self }
 }
-
-private func perShapeSubcommand<Family: KernelFamily>(_ family: Family.Type) -> any ParsableCommand.Type { BenchPerShape<Family>.self }
 
 /// Does per-shape tuning pay? Every problem's tuned configuration is timed on every problem of the set,
 /// and the per-problem choice is compared with the single configuration that is best over the whole set.

@@ -4,14 +4,11 @@ import Foundation
 import OpenCLRuntime
 import TunedKernels
 
-struct TuneCommand<Registry: FamilyRegistry>: ParsableCommand {
-    static var configuration: CommandConfiguration {
-        CommandConfiguration(commandName: "tune", abstract: "Search kernel configurations per problem and store the best in the tuning database.",
-                             subcommands: Registry.families.map { tuneSubcommand($0) })
-    }
+enum TuneVerb: FamilyVerb {
+    static let name = "tune"
+    static let abstract = "Search kernel configurations per problem and store the best in the tuning database."
+    static func command<Family: KernelFamily>(_ family: Family.Type) -> any ParsableCommand.Type { TuneFamily<Family>.self }
 }
-
-private func tuneSubcommand<Family: KernelFamily>(_ family: Family.Type) -> any ParsableCommand.Type { TuneFamily<Family>.self }
 
 /// `autotune tune <family>`: a thin face of ``Tuner``.
 struct TuneFamily<Family: KernelFamily>: ParsableCommand {

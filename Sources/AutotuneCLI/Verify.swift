@@ -4,15 +4,11 @@ import Foundation
 import OpenCLRuntime
 import TunedKernels
 
-struct VerifyCommand<Registry: FamilyRegistry>: ParsableCommand {
-    static var configuration: CommandConfiguration {
-        CommandConfiguration(commandName: "verify",
-                             abstract: "Check a kernel configuration against the family's CPU reference (run it under oclgrind to check memory accesses and races).",
-                             subcommands: Registry.families.map { verifySubcommand($0) })
-    }
+enum VerifyVerb: FamilyVerb {
+    static let name = "verify"
+    static let abstract = "Check a kernel configuration against the family's CPU reference (run it under oclgrind to check memory accesses and races)."
+    static func command<Family: KernelFamily>(_ family: Family.Type) -> any ParsableCommand.Type { VerifyFamily<Family>.self }
 }
-
-private func verifySubcommand<Family: KernelFamily>(_ family: Family.Type) -> any ParsableCommand.Type { VerifyFamily<Family>.self }
 
 /// `autotune verify <family>`: the family's strictest check of one configuration (canaries where it has them).
 struct VerifyFamily<Family: KernelFamily>: ParsableCommand {

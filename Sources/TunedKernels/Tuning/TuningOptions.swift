@@ -10,6 +10,13 @@ public struct TuningOptions: Sendable {
         /// In a worker process, restarted when it crashes or hangs: `executable arguments...` must serve
         /// ``TuningWorker/serve(_:)`` (`autotune worker` does).
         case process(executable: String, arguments: [String])
+
+        /// Workers are this program, started with ``TuningWorker/argument``: its `main` must call
+        /// ``TuningWorker/serveIfRequested(_:)`` first.
+        public static var thisExecutable: Isolation {
+            let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            return .process(executable: path, arguments: [TuningWorker.argument])
+        }
     }
 
     /// The strategy `tune` and `replay` use unless told otherwise.

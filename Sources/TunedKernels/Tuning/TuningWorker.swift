@@ -104,6 +104,17 @@ public final class InProcessEvaluator<Family: KernelFamily>: CandidateEvaluator 
 /// ``EvaluationResult`` line each on stdout, for any family of `registry`. `autotune worker` runs it; a program
 /// of your own can too (start it with ``TuningOptions/Isolation/process(executable:arguments:)``).
 public enum TuningWorker {
+    /// The argument that ``Isolation/thisExecutable`` starts a worker with.
+    public static let argument = "--tunedkernels-tuning-worker"
+
+    /// Call first thing in a program that tunes with ``TuningOptions/Isolation/thisExecutable``: when this
+    /// process was started as its tuning worker, it serves requests and exits here; otherwise it returns at once.
+    public static func serveIfRequested(_ registry: any FamilyRegistry.Type = KernelFamilies.self) {
+        guard CommandLine.arguments.dropFirst().first == argument else { return }
+        serve(registry)
+        exit(0)
+    }
+
     /// Serves requests until stdin ends. The process exits as soon as its parent is gone.
     public static func serve(_ registry: any FamilyRegistry.Type) {
         // A killed `tune` must not leave its worker running a kernel for seconds.
