@@ -30,6 +30,28 @@ struct BenchResult: Encodable {
     var config_source: String? = nil
     var error: String? = nil
 
+    private enum CodingKeys: String, CodingKey {
+        case name, seconds, gflops, bytes, gbps, max_abs_error, tolerance, peak_device_bytes, device_seconds, config, config_source, error
+    }
+
+    /// Like the synthesized encoding, except that a checked row's `max_abs_error` is written as null when the
+    /// result holds NaN or infinity, rather than left out.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encodeIfPresent(seconds, forKey: .seconds)
+        try container.encodeIfPresent(gflops, forKey: .gflops)
+        try container.encodeIfPresent(bytes, forKey: .bytes)
+        try container.encodeIfPresent(gbps, forKey: .gbps)
+        if tolerance != nil { try container.encode(max_abs_error, forKey: .max_abs_error) }
+        try container.encodeIfPresent(tolerance, forKey: .tolerance)
+        try container.encodeIfPresent(peak_device_bytes, forKey: .peak_device_bytes)
+        try container.encodeIfPresent(device_seconds, forKey: .device_seconds)
+        try container.encodeIfPresent(config, forKey: .config)
+        try container.encodeIfPresent(config_source, forKey: .config_source)
+        try container.encodeIfPresent(error, forKey: .error)
+    }
+
     /// Whether the row's result failed its check (NaN, infinity, or beyond the tolerance).
     var isWrong: Bool {
         guard let tolerance else { return false }

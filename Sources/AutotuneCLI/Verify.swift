@@ -36,6 +36,16 @@ struct VerifyFamily<Family: KernelFamily>: ParsableCommand {
         /// Null when the result holds NaN or infinity.
         let max_abs_error: Double?
         let tolerance: Double
+
+        private enum CodingKeys: String, CodingKey { case name, passed, max_abs_error, tolerance }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(name, forKey: .name)
+            try container.encode(passed, forKey: .passed)
+            try container.encode(max_abs_error, forKey: .max_abs_error)  // null, not left out
+            try container.encode(tolerance, forKey: .tolerance)
+        }
     }
 
     struct Report: Encodable {

@@ -43,7 +43,7 @@ import TunedKernels
         let results = try #require(try CLI.json(output)["results"] as? [[String: Any]])
         let lazy = try #require(results.first { $0["name"] as? String == "config-2" })
         #expect(lazy["error"] as? String == "the result holds NaN or infinity", "\(lazy)")
-        #expect(lazy["max_abs_error"] == nil || lazy["max_abs_error"] is NSNull)
+        #expect(lazy["max_abs_error"] is NSNull, "\(lazy)")
         #expect(lazy["gflops"] == nil, "a wrong row shows no speed")
         let good = try #require(results.first { $0["name"] as? String == "config-1" })
         #expect(good["error"] == nil && (good["max_abs_error"] as? Double ?? 1) < 1e-4)
@@ -53,6 +53,20 @@ import TunedKernels
                                                "--repetitions", "1", "--config", Self.direct], environment: ["TUNEDKERNELS_KERNELS_DIR": kernels])
         let row = try #require(table.text.split(separator: "\n").first { $0.hasPrefix("config-1 ") })
         #expect(row.contains("WRONG"), "\(table.text)")
+    }
+
+    /// `verify` of a configuration that writes nothing fails with exit 1, and its JSON has null (not "inf") errors.
+    @Test func verifyReportsANonFiniteResultAsNull() throws {
+        let kernels = try CLI.kernelsWithLazyDirect()
+        defer { try? FileManager.default.removeItem(atPath: kernels) }
+        let output = try CLI.run(CLI.autotune, ["verify", "gemm", "--shape", "7x5x3", "--precision", "single", "--config", Self.direct, "--json"],
+                                 environment: ["TUNEDKERNELS_KERNELS_DIR": kernels])
+        #expect(output.status == 1, "\(output.stderr)")
+        let report = try CLI.json(output)
+        #expect(report["passed"] as? Bool == false)
+        let checks = try #require(report["checks"] as? [[String: Any]])
+        #expect(checks.first?["max_abs_error"] is NSNull, "\(checks)")
+        #expect(!output.text.contains("\"inf\""))
     }
 
     /// A wrong candidate is a typed `wrong_result` with an error of infinity, not a crashed worker; an unknown
