@@ -8,11 +8,6 @@
  *              16          : storage type `real` is half. Only the
  *                            vload_half* / vstore_half*_rte built-ins touch
  *                            the data, so cl_khr_fp16 is NOT required.
- *   HALF_MATH  0 (default) or 1. 1 may only be passed when the device reports
- *              cl_khr_fp16; it enables the extension pragma. All helpers
- *              below still convert to float and arithmetic stays in float
- *              (accumulation is always float), so 0 and 1 give the same
- *              results; 1 only makes half arithmetic available to kernels.
  *
  * Provided:
  *   real                     storage element type (float or half)
@@ -32,9 +27,6 @@
 #ifndef PRECISION
 #define PRECISION 32
 #endif
-#ifndef HALF_MATH
-#define HALF_MATH 0
-#endif
 #ifndef USE_MAD
 #define USE_MAD 0
 #endif
@@ -50,9 +42,6 @@
 #define FLOATV(W) CL_CAT(FLOATV, W)
 
 #if PRECISION == 16
-  #if HALF_MATH
-    #pragma OPENCL EXTENSION cl_khr_fp16 : enable
-  #endif
   typedef half real;
   #define LOADF1(p, i)  vload_half(0, (p) + (i))
   #define LOADF2(p, i)  vload_half2(0, (p) + (i))

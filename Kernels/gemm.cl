@@ -15,6 +15,10 @@
  * all intermediate buffers (local tiles, panels, split-K partials) are float.
  *
  * Common defines: TRANSA, TRANSB in {0,1} (default 0).
+ * Each build compiles only its variant's kernels: the host passes -DGEMM_ONLY
+ * and one of -DGEMM_XGEMM (xgemm, gemm_splitk_reduce), -DGEMM_DIRECT,
+ * -DGEMM_PACKED (pack_a, pack_b, gemm_packed), -DGEMM_GEMV. Without
+ * GEMM_ONLY every kernel is compiled.
  *
  * ---------------------------------------------------------------------------
  * 1. xgemm  (local-memory tiled kernel on the user's layout)
@@ -95,6 +99,7 @@
   #define B_IDX(k, n) ((n) * ldb + (k))
 #endif
 
+#if !defined(GEMM_ONLY) || defined(GEMM_XGEMM)
 /* ========================================================================= */
 /* 1. xgemm                                                                  */
 /* ========================================================================= */
@@ -393,6 +398,9 @@ __kernel void gemm_splitk_reduce(const int M, const int N, const float beta,
   STOREF1(C, m * ldc + n, s);
 }
 
+#endif /* xgemm */
+
+#if !defined(GEMM_ONLY) || defined(GEMM_DIRECT)
 /* ========================================================================= */
 /* 3. gemm_direct                                                            */
 /* ========================================================================= */
@@ -422,7 +430,8 @@ __kernel void gemm_splitk_reduce(const int M, const int N, const float beta,
         acc[i][j] = MADD(a[i], bb[j], acc[i][j]);                            \
   }
 
-__kernel void gemm_direct(const int M, const int N, const int K,
+__kernel __attribute__((reqd_work_group_size(DLOCALN, DLOCALM, 1)))
+void gemm_direct(const int M, const int N, const int K,
                           const float alpha, const float beta,
                           const __global real* A, const long offA, const int lda, const long strideA,
                           const __global real* B, const long offB, const int ldb, const long strideB,
@@ -465,6 +474,9 @@ __kernel void gemm_direct(const int M, const int N, const int K,
   }
 }
 
+#endif /* direct */
+
+#if !defined(GEMM_ONLY) || defined(GEMM_PACKED)
 /* ========================================================================= */
 /* 4. Packed path                                                            */
 /* ========================================================================= */
@@ -620,7 +632,8 @@ __kernel void pack_b(const int N, const int K,
   #define PK_BLOCKED 0
 #endif
 
-__kernel void gemm_packed(const int M, const int N, const int K,
+__kernel __attribute__((reqd_work_group_size(PLN, PLM, 1)))
+void gemm_packed(const int M, const int N, const int K,
                           const float alpha, const float beta,
                           const __global float* Ap, const __global float* Bp,
                           __global real* C, const long offC, const int ldc, const long strideC)
@@ -680,3 +693,4 @@ __kernel void gemm_packed(const int M, const int N, const int K,
   }
 #endif
 }
+#endif /* packed */

@@ -69,7 +69,7 @@ enum CLI {
     /// `gemm_direct` replaced by a kernel that writes nothing: its results stay whatever C held.
     static func kernelsWithLazyDirect() throws -> String {
         try kernels { source in
-            source.replacingOccurrences(of: "__kernel void gemm_direct(", with: "__kernel void gemm_direct_original(") + """
+            source.replacingOccurrences(of: "void gemm_direct(const int M", with: "void gemm_direct_original(const int M") + """
 
                 __kernel void gemm_direct(const int M, const int N, const int K, const float alpha, const float beta,
                     const __global real* A, const long offA, const int lda, const long strideA,

@@ -1,7 +1,8 @@
+import Foundation
 import Autotuning
 import OpenCLRuntime
 import Testing
-import TunedKernels
+@testable import TunedKernels
 
 @Suite struct GEMMSpaceTests {
     static let cpu = DeviceLimits(kind: .cpu, maxWorkGroupSize: 4096, maxWorkItemSizes: [4096, 4096, 4096], localMemoryBytes: 512 << 10, supportsHalf: false)
@@ -24,8 +25,8 @@ import TunedKernels
         let cpu = GEMMSpace.space(.xgemm, limits: Self.cpu, precision: .single).count
         let gpu = GEMMSpace.space(.xgemm, limits: Self.smallGPU, precision: .single).count
         #expect(gpu < cpu)
-        #expect(GEMMSpace.space(.direct, limits: Self.smallGPU, precision: .half).parameters.first { $0.name == "HALF_MATH" }?.values == [0, 1])
-        #expect(GEMMSpace.space(.direct, limits: Self.cpu, precision: .half).parameters.first { $0.name == "HALF_MATH" }?.values == [0])
+        // Native half arithmetic is not a tuning parameter: the kernels accumulate in fp32 everywhere.
+        #expect(GEMMSpace.spaces(limits: Self.smallGPU, precision: .half).allSatisfy { !$0.parameters.contains { $0.name == "HALF_MATH" } })
     }
 
     @Test func violationsNameTheBrokenConstraint() {
@@ -55,6 +56,52 @@ import TunedKernels
                 #expect(source == .default)
                 #expect(gemm.violations(of: configuration, precision: precision).isEmpty)
             }
+        }
+    }
+}
+
+/// Every parameter of every GEMM variant changes the code that is compiled: a parameter the kernels never read
+/// would double the space for nothing. Checked by preprocessing the program (common.cl + gemm.cl) with the
+/// build options of two configurations that differ in that parameter alone.
+@Suite struct GEMMParametersChangeTheCodeTests {
+    static func preprocess(_ options: String) throws -> String {
+        let kernels = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Kernels")
+        let source = try String(contentsOf: kernels.appendingPathComponent("common.cl"), encoding: .utf8) + "\n"
+            + String(contentsOf: kernels.appendingPathComponent("gemm.cl"), encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["cpp", "-P", "-x", "c"] + options.split(separator: " ").map(String.init) + ["-"]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        input.fileHandleForWriting.write(Data(source.utf8))
+        try input.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw CocoaError(.executableLoad) }
+        return text
+    }
+
+    @Test(arguments: GEMMVariant.allCases)
+    func everyParameterChangesThePreprocessedProgram(variant: GEMMVariant) throws {
+        let gpu = DeviceLimits(kind: .gpu, maxWorkGroupSize: 1024, maxWorkItemSizes: [1024, 1024, 64], localMemoryBytes: 48 << 10, supportsHalf: true)
+        let space = GEMMSpace.space(variant, limits: gpu, precision: .half)
+        let problem = GEMMProblem(m: 64, n: 64, k: 64, precision: .half)
+        let base = try #require(space.enumerate(limit: 1).first)
+        let baseText = try Self.preprocess(GEMM.buildOptions(base, problem: problem))
+        for parameter in space.parameters where parameter.values.count > 1 {
+            // Another valid configuration that differs in this parameter alone.
+            let other = parameter.values.lazy.filter { $0 != base[parameter.name] }.map { value -> Configuration in
+                var changed = base
+                changed.values[parameter.name] = value
+                return changed
+            }.first(where: space.isValid)
+            guard let other else { continue }
+            let text = try Self.preprocess(GEMM.buildOptions(other, problem: problem))
+            #expect(text != baseText, "\(variant.rawValue): \(parameter.name) does not change the compiled code")
         }
     }
 }

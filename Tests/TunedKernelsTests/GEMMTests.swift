@@ -11,11 +11,11 @@ import TunedKernels
         Configuration(variant: "packed", ["MR": 6, "NR": 16, "VW": 8, "KC": 256, "TM": 4, "TN": 2, "PLM": 1, "PLN": 1, "PKU": 4]),
         Configuration(variant: "packed", ["MR": 4, "NR": 8, "VW": 4, "KC": 64, "TM": 2, "TN": 1, "PLM": 2, "PLN": 2, "PKU": 1]),
         Configuration(variant: "xgemm", ["MWG": 64, "NWG": 64, "KWG": 16, "MDIMC": 16, "NDIMC": 16, "MDIMA": 16, "NDIMB": 16, "KWI": 2,
-                                         "VWM": 2, "VWN": 2, "STRM": 0, "STRN": 0, "SA": 1, "SB": 1, "KSPLIT": 1, "HALF_MATH": 0]),
-        Configuration(variant: "xgemm", ["MWG": 64, "NWG": 32, "KWG": 32, "MDIMC": 8, "NDIMC": 8, "MDIMA": 8, "NDIMB": 8, "KWI": 8,
-                                         "VWM": 8, "VWN": 4, "STRM": 1, "STRN": 1, "SA": 0, "SB": 1, "KSPLIT": 4, "HALF_MATH": 0]),
-        Configuration(variant: "direct", ["WPTM": 4, "WPTN": 4, "DLOCALM": 4, "DLOCALN": 8, "DKU": 4, "HALF_MATH": 0]),
-        Configuration(variant: "direct", ["WPTM": 1, "WPTN": 1, "DLOCALM": 1, "DLOCALN": 1, "DKU": 1, "HALF_MATH": 0]),
+                                         "VWM": 2, "VWN": 2, "STRM": 0, "STRN": 0, "SA": 1, "SB": 1, "KSPLIT": 1]),
+        Configuration(variant: "xgemm", ["MWG": 64, "NWG": 32, "KWG": 32, "MDIMC": 8, "NDIMC": 8, "MDIMA": 4, "NDIMB": 8, "KWI": 8,
+                                         "VWM": 8, "VWN": 4, "STRM": 1, "STRN": 1, "SA": 0, "SB": 1, "KSPLIT": 4]),
+        Configuration(variant: "direct", ["WPTM": 4, "WPTN": 4, "DLOCALM": 4, "DLOCALN": 8, "DKU": 4]),
+        Configuration(variant: "direct", ["WPTM": 1, "WPTN": 1, "DLOCALM": 1, "DLOCALN": 1, "DKU": 1]),
     ]
 
     static let oddShapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 5, 3), (127, 129, 65), (1025, 1023, 1)]
@@ -74,7 +74,8 @@ import TunedKernels
         let c = try DeviceBuffer<Float>(context, [.nan, .nan, .nan, .nan])
         try gemm(m: 2, n: 2, k: 3, a: a, b: b, c: c)
         #expect(try c.download() == [4, 5, 10, 11])
-        try gemm(.nn, m: 2, n: 2, k: 3, alpha: 2, a: a, b: b, beta: -1, c: c)
-        #expect(try c.download() == [4, 5, 10, 11])
+        // C = 2 A B + 0.5 C: a kernel that ignores alpha, beta or both gets another result.
+        try gemm(.nn, m: 2, n: 2, k: 3, alpha: 2, a: a, b: b, beta: 0.5, c: c)
+        #expect(try c.download() == [10, 12.5, 25, 27.5])
     }
 }

@@ -155,10 +155,11 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
 
     // MARK: Launching
 
-    /// The build options of `configuration` for `problem`: precision, layout and every parameter as `-D`.
+    /// The build options of `configuration` for `problem`: precision, layout, the variant (only its kernels are
+    /// compiled) and every parameter as `-D`.
     static func buildOptions(_ configuration: Configuration, problem: GEMMProblem) -> String {
         var options = ["-DPRECISION=\(problem.precision.define)", "-DTRANSA=\(problem.layout.transposeA ? 1 : 0)",
-                       "-DTRANSB=\(problem.layout.transposeB ? 1 : 0)"]
+                       "-DTRANSB=\(problem.layout.transposeB ? 1 : 0)", "-DGEMM_ONLY", "-DGEMM_\(configuration.variant.uppercased())"]
         options += configuration.values.sorted { $0.key < $1.key }.map { "-D\($0.key)=\($0.value)" }
         return options.joined(separator: " ")
     }

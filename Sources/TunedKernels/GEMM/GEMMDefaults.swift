@@ -4,14 +4,14 @@ import OpenCLRuntime
 /// Configurations that work before any tuning, by device type and problem shape.
 enum GEMMDefaults {
     /// Valid on every device: one work-item per output element, work-groups of one.
-    static let safest = Configuration(variant: "direct", ["WPTM": 1, "WPTN": 1, "DLOCALM": 1, "DLOCALN": 1, "DKU": 1, "HALF_MATH": 0])
+    static let safest = Configuration(variant: "direct", ["WPTM": 1, "WPTN": 1, "DLOCALM": 1, "DLOCALN": 1, "DKU": 1])
 
-    static let directSmall = Configuration(variant: "direct", ["WPTM": 2, "WPTN": 4, "DLOCALM": 8, "DLOCALN": 8, "DKU": 4, "HALF_MATH": 0])
+    static let directSmall = Configuration(variant: "direct", ["WPTM": 2, "WPTN": 4, "DLOCALM": 8, "DLOCALN": 8, "DKU": 4])
 
     /// CLBlast-like defaults for GPUs.
     static let xgemmGPU = Configuration(variant: "xgemm", [
         "MWG": 64, "NWG": 64, "KWG": 16, "MDIMC": 16, "NDIMC": 16, "MDIMA": 16, "NDIMB": 16, "KWI": 2,
-        "VWM": 2, "VWN": 2, "STRM": 0, "STRN": 0, "SA": 1, "SB": 1, "KSPLIT": 1, "HALF_MATH": 0,
+        "VWM": 2, "VWN": 2, "STRM": 0, "STRN": 0, "SA": 1, "SB": 1, "KSPLIT": 1,
     ])
 
     /// BLIS-style panels and a register-blocked micro-kernel for CPUs.

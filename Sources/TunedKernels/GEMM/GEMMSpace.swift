@@ -20,39 +20,51 @@ public enum GEMMSpace {
 
     /// The search space of `variant`.
     public static func space(_ variant: GEMMVariant, limits: DeviceLimits, precision: Precision) -> SearchSpace {
-        let halfMath = Parameter("HALF_MATH", precision == .half && limits.supportsHalf ? [0, 1] : [0])
         switch variant {
-        case .xgemm: return xgemm(limits: limits, halfMath: halfMath)
-        case .direct: return direct(limits: limits, halfMath: halfMath)
+        case .xgemm: return xgemm(limits: limits)
+        case .direct: return direct(limits: limits)
         case .packed: return packed(limits: limits)
         }
     }
+
+    /// The most floats of private C tiles a packed work-item may keep between K blocks (16 KiB): more spills to
+    /// memory on a GPU and overflows work-item stacks on a CPU driver.
+    public static let packedPrivateFloats = 4096
 
     /// Bytes of local memory an xgemm configuration uses (tiles are kept as fp32).
     public static func xgemmLocalBytes(_ v: [String: Int]) -> Int {
         ((v["SA"] ?? 0) * (v["KWG"] ?? 0) * (v["MWG"] ?? 0) + (v["SB"] ?? 0) * (v["KWG"] ?? 0) * (v["NWG"] ?? 0)) * 4
     }
 
-    static func xgemm(limits: DeviceLimits, halfMath: Parameter) -> SearchSpace {
+    static func xgemm(limits: DeviceLimits) -> SearchSpace {
         let parameters = [
             Parameter("MWG", [16, 32, 64, 128]), Parameter("NWG", [16, 32, 64, 128]), Parameter("KWG", [16, 32]),
             Parameter("MDIMC", [4, 8, 16, 32]), Parameter("NDIMC", [4, 8, 16, 32]),
             Parameter("MDIMA", [4, 8, 16, 32]), Parameter("NDIMB", [4, 8, 16, 32]),
             Parameter("KWI", [2, 8]), Parameter("VWM", [1, 2, 4, 8, 16]), Parameter("VWN", [1, 2, 4, 8, 16]),
             Parameter("STRM", [0, 1]), Parameter("STRN", [0, 1]), Parameter("SA", [0, 1]), Parameter("SB", [0, 1]),
-            Parameter("KSPLIT", [1, 2, 4, 8]), halfMath,
+            Parameter("KSPLIT", [1, 2, 4, 8]),
         ]
         let localBytes = limits.localMemoryBytes
         let constraints: [Constraint] = [
             .divides("KWG % KWI == 0", ["KWG", "KWI"], { $0["KWG"]! }, { $0["KWI"]! }),
             .divides("MWG % (MDIMC*VWM) == 0", ["MWG", "MDIMC", "VWM"], { $0["MWG"]! }, { $0["MDIMC"]! * $0["VWM"]! }),
             .divides("NWG % (NDIMC*VWN) == 0", ["NWG", "NDIMC", "VWN"], { $0["NWG"]! }, { $0["NDIMC"]! * $0["VWN"]! }),
-            .divides("MWG % (MDIMA*VWM) == 0", ["MWG", "MDIMA", "VWM"], { $0["MWG"]! }, { $0["MDIMA"]! * $0["VWM"]! }),
-            .divides("NWG % (NDIMB*VWN) == 0", ["NWG", "NDIMB", "VWN"], { $0["NWG"]! }, { $0["NDIMB"]! * $0["VWN"]! }),
+
             .divides("(MDIMC*NDIMC) % MDIMA == 0", ["MDIMC", "NDIMC", "MDIMA"], { $0["MDIMC"]! * $0["NDIMC"]! }, { $0["MDIMA"]! }),
             .divides("(MDIMC*NDIMC) % NDIMB == 0", ["MDIMC", "NDIMC", "NDIMB"], { $0["MDIMC"]! * $0["NDIMC"]! }, { $0["NDIMB"]! }),
-            .divides("KWG % ((MDIMC*NDIMC)/MDIMA) == 0", ["KWG", "MDIMC", "NDIMC", "MDIMA"], { $0["KWG"]! }, { $0["MDIMC"]! * $0["NDIMC"]! / $0["MDIMA"]! }),
-            .divides("KWG % ((MDIMC*NDIMC)/NDIMB) == 0", ["KWG", "MDIMC", "NDIMC", "NDIMB"], { $0["KWG"]! }, { $0["MDIMC"]! * $0["NDIMC"]! / $0["NDIMB"]! }),
+            // MDIMA and NDIMB shape the loads into local memory: they apply with SA and SB, and are held at 4
+            // without (a parameter the kernel does not read would only double the space).
+            Constraint("SA == 1 ? MWG % (MDIMA*VWM) == 0 and KWG % ((MDIMC*NDIMC)/MDIMA) == 0 : MDIMA == 4",
+                       ["SA", "MWG", "MDIMA", "VWM", "KWG", "MDIMC", "NDIMC"]) { v in
+                v["SA"]! == 1 ? v["MWG"]! % (v["MDIMA"]! * v["VWM"]!) == 0 && v["KWG"]! % (v["MDIMC"]! * v["NDIMC"]! / v["MDIMA"]!) == 0
+                    : v["MDIMA"]! == 4
+            },
+            Constraint("SB == 1 ? NWG % (NDIMB*VWN) == 0 and KWG % ((MDIMC*NDIMC)/NDIMB) == 0 : NDIMB == 4",
+                       ["SB", "NWG", "NDIMB", "VWN", "KWG", "MDIMC", "NDIMC"]) { v in
+                v["SB"]! == 1 ? v["NWG"]! % (v["NDIMB"]! * v["VWN"]!) == 0 && v["KWG"]! % (v["MDIMC"]! * v["NDIMC"]! / v["NDIMB"]!) == 0
+                    : v["NDIMB"]! == 4
+            },
             Constraint("local memory (SA*KWG*MWG + SB*KWG*NWG)*4 <= \(localBytes)", ["MWG", "NWG", "KWG", "SA", "SB"]) {
                 xgemmLocalBytes($0) <= localBytes
             },
@@ -60,11 +72,11 @@ public enum GEMMSpace {
         return SearchSpace(variant: GEMMVariant.xgemm.rawValue, parameters: parameters, constraints: constraints)
     }
 
-    static func direct(limits: DeviceLimits, halfMath: Parameter) -> SearchSpace {
+    static func direct(limits: DeviceLimits) -> SearchSpace {
         let parameters = [
             Parameter("WPTM", [1, 2, 4, 8]), Parameter("WPTN", [1, 2, 4, 8]),
             Parameter("DLOCALM", [1, 2, 4, 8, 16]), Parameter("DLOCALN", [1, 2, 4, 8, 16, 32]),
-            Parameter("DKU", [1, 2, 4, 8]), halfMath,
+            Parameter("DKU", [1, 2, 4, 8]),
         ]
         let constraints = limits.workGroupConstraints(["DLOCALM", "DLOCALN"]) { ($0["DLOCALN"]!, $0["DLOCALM"]!) }
         return SearchSpace(variant: GEMMVariant.direct.rawValue, parameters: parameters, constraints: constraints)
@@ -78,6 +90,12 @@ public enum GEMMSpace {
         ]
         let constraints = [
             .divides("NR % VW == 0", ["NR", "VW"], { $0["NR"]! }, { $0["VW"]! }),
+            // K blocking applies to a work-item of several tiles only: with one, KC is held at 0.
+            Constraint("KC == 0 or TM*TN > 1", ["KC", "TM", "TN"]) { v in v["KC"]! == 0 || v["TM"]! * v["TN"]! > 1 },
+            // With K blocking over several tiles, a work-item keeps TM*TN C tiles in a private array.
+            Constraint("private C tiles: KC == 0 or TM*TN == 1 or TM*TN*MR*NR <= \(packedPrivateFloats) floats", ["KC", "TM", "TN", "MR", "NR"]) { v in
+                v["KC"]! == 0 || v["TM"]! * v["TN"]! == 1 || v["TM"]! * v["TN"]! * v["MR"]! * v["NR"]! <= packedPrivateFloats
+            },
             Constraint("pack work-group of 64 fits the device", ["MR"]) { _ in limits.maxWorkGroupSize >= 64 && (limits.maxWorkItemSizes.first ?? 0) >= 64 },
         ] + limits.workGroupConstraints(["PLM", "PLN"]) { ($0["PLN"]!, $0["PLM"]!) }
         return SearchSpace(variant: GEMMVariant.packed.rawValue, parameters: parameters, constraints: constraints)
