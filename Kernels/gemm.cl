@@ -17,7 +17,8 @@
  * Common defines: TRANSA, TRANSB in {0,1} (default 0).
  * Each build compiles only its variant's kernels: the host passes -DGEMM_ONLY
  * and one of -DGEMM_XGEMM (xgemm, gemm_splitk_reduce), -DGEMM_DIRECT,
- * -DGEMM_PACKED (pack_a, pack_b, gemm_packed), -DGEMM_GEMV. Without
+ * -DGEMM_PACKED (pack_a, pack_b, gemm_packed), -DGEMM_GEMV (gemv,
+ * gemm_splitk_reduce). Without
  * GEMM_ONLY every kernel is compiled.
  *
  * ---------------------------------------------------------------------------
@@ -375,8 +376,10 @@ __kernel void xgemm(const int M, const int N, const int K,
   }
 }
 
+#endif /* xgemm */
+#if !defined(GEMM_ONLY) || defined(GEMM_XGEMM) || defined(GEMM_GEMV)
 /* ========================================================================= */
-/* 2. gemm_splitk_reduce                                                     */
+/* 2. gemm_splitk_reduce  (xgemm and gemv)                                   */
 /* ========================================================================= */
 __kernel void gemm_splitk_reduce(const int M, const int N, const float beta,
                                  const __global float* partial,
@@ -398,7 +401,7 @@ __kernel void gemm_splitk_reduce(const int M, const int N, const float beta,
   STOREF1(C, m * ldc + n, s);
 }
 
-#endif /* xgemm */
+#endif /* split-K reduce: xgemm, gemv */
 
 #if !defined(GEMM_ONLY) || defined(GEMM_DIRECT)
 /* ========================================================================= */
@@ -694,3 +697,167 @@ void gemm_packed(const int M, const int N, const int K,
 #endif
 }
 #endif /* packed */
+
+/* ========================================================================= */
+/* 5. gemv: few rows of C (decoding), memory-bound                           */
+/* ========================================================================= */
+/*
+ * Defines (default): GVW(8) vector width, GNV(2) vectors or columns per work-item,
+ *   GMR(1) rows of C per pass over B, GLN(64) work-group size, KSPLIT(1) K slices.
+ * TRANSB == 0 (B is K x N, rows contiguous along n): a work-item owns NB = GVW*GNV
+ *   consecutive columns of C; per pass, acc[r][v] += A(m0+r, k) * B(k, n0+v*GVW...)
+ *   over its K slice (vector loads along n).
+ * TRANSB == 1 (B is N x K, rows contiguous along k): a work-item owns GNV
+ *   consecutive columns; acc[r][c] (GVW wide along k) += A(m0+r, k...) * B(n0+c, k...),
+ *   summed across the vector at the end.
+ * Rows are handled GMR at a time (M > GMR: several passes). Out-of-range rows and
+ * columns use clamped, always-valid loads and are not stored.
+ * K slice z of KSPLIT covers [z*kc, min(K, (z+1)*kc)), kc = ceil(K/KSPLIT).
+ * KSPLIT == 1: C = alpha*acc + beta*C (C not read when beta == 0).
+ * KSPLIT  > 1: partial[(b*KSPLIT+z)*M*N + m*N + n] = alpha*acc, then gemm_splitk_reduce.
+ * NDRange: global = (roundup(ceil(N / per_item), GLN), KSPLIT, batch), local = (GLN, 1, 1),
+ *   per_item = GVW*GNV (TRANSB == 0) or GNV (TRANSB == 1).
+ */
+#if !defined(GEMM_ONLY) || defined(GEMM_GEMV)
+#ifndef GVW
+#define GVW 8
+#endif
+#ifndef GNV
+#define GNV 2
+#endif
+#ifndef GMR
+#define GMR 1
+#endif
+#ifndef GLN
+#define GLN 64
+#endif
+#define GV_VT FLOATV(GVW)
+#if TRANSB == 0
+  #define GV_PER_ITEM (GVW * GNV)
+#else
+  #define GV_PER_ITEM GNV
+#endif
+
+__kernel __attribute__((reqd_work_group_size(GLN, 1, 1)))
+void gemv(const int M, const int N, const int K, const float alpha, const float beta,
+          const __global real* A, const long offA, const int lda, const long strideA,
+          const __global real* B, const long offB, const int ldb, const long strideB,
+          __global real* C, const long offC, const int ldc, const long strideC,
+          __global float* partial)
+{
+  const int n0 = get_global_id(0) * GV_PER_ITEM;
+  const int z = get_global_id(1);
+  const int b = get_global_id(2);
+  if (n0 >= N)
+    return;
+  A += offA + b * strideA;
+  B += offB + b * strideB;
+  C += offC + b * strideC;
+  const int kc = (K + KSPLIT - 1) / KSPLIT;
+  const int kbegin = min(K, z * kc);
+  const int kend = min(K, kbegin + kc);
+
+  for (int m0 = 0; m0 < M; m0 += GMR) {
+    int mi[GMR];
+    for (int r = 0; r < GMR; ++r) mi[r] = min(m0 + r, M - 1);
+#if TRANSB == 0
+    GV_VT acc[GMR][GNV];
+    for (int r = 0; r < GMR; ++r)
+      for (int v = 0; v < GNV; ++v) acc[r][v] = (GV_VT)(0.0f);
+    const int full = (n0 + GVW * GNV <= N);
+    for (int k = kbegin; k < kend; ++k) {
+      GV_VT bv[GNV];
+      if (full) {
+        #pragma unroll
+        for (int v = 0; v < GNV; ++v) bv[v] = LOADF(GVW, B, B_IDX(k, n0 + v * GVW));
+      } else {
+        float t[GVW * GNV];
+        for (int c = 0; c < GVW * GNV; ++c) t[c] = LOADF1(B, B_IDX(k, min(n0 + c, N - 1)));
+        for (int v = 0; v < GNV; ++v) bv[v] = PLOAD(GVW, t, v * GVW);
+      }
+      #pragma unroll
+      for (int r = 0; r < GMR; ++r) {
+        const GV_VT a = (GV_VT)(LOADF1(A, A_IDX(mi[r], k)));
+        #pragma unroll
+        for (int v = 0; v < GNV; ++v) acc[r][v] = MADD(a, bv[v], acc[r][v]);
+      }
+    }
+    for (int r = 0; r < GMR; ++r) {
+      const int m = m0 + r;
+      if (m >= M) break;
+      float t[GVW * GNV];
+      for (int v = 0; v < GNV; ++v) PSTORE(GVW, t, v * GVW, acc[r][v])
+      for (int c = 0; c < GVW * GNV; ++c) {
+        const int n = n0 + c;
+        if (n < N) {
+#if KSPLIT > 1
+          partial[((long)b * KSPLIT + z) * M * N + (long)m * N + n] = alpha * t[c];
+#else
+          float o = alpha * t[c];
+          if (beta != 0.0f) o += beta * LOADF1(C, m * ldc + n);
+          STOREF1(C, m * ldc + n, o);
+#endif
+        }
+      }
+    }
+#else /* TRANSB == 1 */
+    GV_VT acc[GMR][GNV];
+    for (int r = 0; r < GMR; ++r)
+      for (int c = 0; c < GNV; ++c) acc[r][c] = (GV_VT)(0.0f);
+    int nj[GNV];
+    for (int c = 0; c < GNV; ++c) nj[c] = min(n0 + c, N - 1);
+    int k = kbegin;
+    for (; k + GVW <= kend; k += GVW) {
+      GV_VT av[GMR];
+      #pragma unroll
+      for (int r = 0; r < GMR; ++r) {
+#if TRANSA == 0
+        av[r] = LOADF(GVW, A, A_IDX(mi[r], k));
+#else
+        float t[GVW];
+        for (int u = 0; u < GVW; ++u) t[u] = LOADF1(A, A_IDX(mi[r], k + u));
+        av[r] = PLOAD(GVW, t, 0);
+#endif
+      }
+      #pragma unroll
+      for (int c = 0; c < GNV; ++c) {
+        const GV_VT bv = LOADF(GVW, B, B_IDX(k, nj[c]));
+        #pragma unroll
+        for (int r = 0; r < GMR; ++r) acc[r][c] = MADD(av[r], bv, acc[r][c]);
+      }
+    }
+    float sums[GMR][GNV];
+    for (int r = 0; r < GMR; ++r)
+      for (int c = 0; c < GNV; ++c) {
+        float t[GVW];
+        PSTORE(GVW, t, 0, acc[r][c])
+        float s = 0.0f;
+        for (int u = 0; u < GVW; ++u) s += t[u];
+        sums[r][c] = s;
+      }
+    for (; k < kend; ++k) {
+      for (int c = 0; c < GNV; ++c) {
+        const float bk = LOADF1(B, B_IDX(k, nj[c]));
+        for (int r = 0; r < GMR; ++r) sums[r][c] = MADD(LOADF1(A, A_IDX(mi[r], k)), bk, sums[r][c]);
+      }
+    }
+    for (int r = 0; r < GMR; ++r) {
+      const int m = m0 + r;
+      if (m >= M) break;
+      for (int c = 0; c < GNV; ++c) {
+        const int n = n0 + c;
+        if (n < N) {
+#if KSPLIT > 1
+          partial[((long)b * KSPLIT + z) * M * N + (long)m * N + n] = alpha * sums[r][c];
+#else
+          float o = alpha * sums[r][c];
+          if (beta != 0.0f) o += beta * LOADF1(C, m * ldc + n);
+          STOREF1(C, m * ldc + n, o);
+#endif
+        }
+      }
+    }
+#endif
+  }
+}
+#endif /* gemv */

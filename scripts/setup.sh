@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs the system packages TunedKernels needs (OpenCL loader and headers, the PoCL CPU driver,
+# Installs the system packages TunedKernels needs (OpenCL loader and headers, the PoCL CPU driver, cpp for a test,
 # OpenBLAS, CLBlast, clinfo, oclgrind, zlib) when any is missing. Idempotent; needs root to install.
 set -euo pipefail
-packages=(pocl-opencl-icd ocl-icd-opencl-dev opencl-headers libopenblas-dev libclblast-dev clinfo oclgrind pkg-config zlib1g-dev)
+packages=(pocl-opencl-icd ocl-icd-opencl-dev opencl-headers libopenblas-dev libclblast-dev clinfo oclgrind pkg-config zlib1g-dev cpp)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -48,13 +48,30 @@ import Testing
         }
     }
 
+    /// A tuned problem's configuration serves problems near it, not ones of another shape class.
+    @Test func nearestTunedOnlyWhenNear() throws {
+        let context = try #require(Shared.context)
+        var database = TuningDatabase()
+        let entry = TuningEntry(key: GEMM.key(GEMMProblem(m: 1, n: 2304, k: 768, precision: .half)),
+                                config: Configuration(variant: "packed", ["MR": 4, "NR": 24, "VW": 8, "KC": 0, "TM": 16, "TN": 2, "PLM": 1, "PLN": 1, "PKU": 4]),
+                                seconds: 1e-4)
+        database.overlay(TuningFile(device: DeviceIdentity(name: "test"), entries: [entry]), source: "test")
+        let gemm = try GEMM(context: context, database: database)
+        #expect(gemm.configuration(for: GEMMProblem(m: 1, n: 2304, k: 768, precision: .half)) == (entry.config, .tuned))
+        #expect(gemm.configuration(for: GEMMProblem(m: 1, n: 3072, k: 1024, precision: .half)) == (entry.config, .nearest))
+        let far = gemm.configuration(for: GEMMProblem(m: 1, n: 11008, k: 4096, precision: .half))
+        #expect(far.1 == .default && far.0.variant == "gemv")
+    }
+
     @Test func everyDefaultIsValidOnTheTestDevice() throws {
         let gemm = try #require(Shared.gemm)
         for precision in Precision.allCases {
-            for (m, n, k) in [(1, 1, 1), (64, 64, 65536), (1024, 1024, 1024), (7, 3000, 5)] {
+            for (m, n, k) in [(1, 1, 1), (64, 64, 65536), (1024, 1024, 1024), (7, 3000, 5), (1, 4096, 4096), (8, 11008, 4096)] {
                 let (configuration, source) = gemm.configuration(for: GEMMProblem(m: m, n: n, k: k, precision: precision))
                 #expect(source == .default)
                 #expect(gemm.violations(of: configuration, precision: precision).isEmpty)
+                // Decoding shapes get the matrix-vector variant.
+                #expect((configuration.variant == "gemv") == (m <= 8 && n >= 256 && k >= 256), "\(m)x\(n)x\(k): \(configuration)")
             }
         }
     }

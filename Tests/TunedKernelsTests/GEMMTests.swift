@@ -16,7 +16,25 @@ import TunedKernels
                                          "VWM": 8, "VWN": 4, "STRM": 1, "STRN": 1, "SA": 0, "SB": 1, "KSPLIT": 4]),
         Configuration(variant: "direct", ["WPTM": 4, "WPTN": 4, "DLOCALM": 4, "DLOCALN": 8, "DKU": 4]),
         Configuration(variant: "direct", ["WPTM": 1, "WPTN": 1, "DLOCALM": 1, "DLOCALN": 1, "DKU": 1]),
+        Configuration(variant: "gemv", ["GVW": 8, "GNV": 2, "GMR": 4, "GLN": 8, "KSPLIT": 4]),
     ]
+
+    /// The decoding variant on its own shapes: M of 1, 2 and 7, odd N and K, every layout, both precisions,
+    /// with and without split-K, vector widths that do not divide N or K.
+    @Test(arguments: [
+        Configuration(variant: "gemv", ["GVW": 16, "GNV": 8, "GMR": 1, "GLN": 1, "KSPLIT": 16]),
+        Configuration(variant: "gemv", ["GVW": 4, "GNV": 1, "GMR": 2, "GLN": 32, "KSPLIT": 1]),
+        Configuration(variant: "gemv", ["GVW": 1, "GNV": 4, "GMR": 8, "GLN": 8, "KSPLIT": 2]),
+    ])
+    func gemvDecodingShapes(configuration: Configuration) throws {
+        for (m, n, k) in [(1, 1023, 1025), (2, 129, 67), (7, 31, 1000), (1, 1, 1), (3, 5, 17)] {
+            for layout in GEMMLayout.allCases {
+                for precision in Precision.allCases {
+                    try Self.verify(GEMMProblem(m: m, n: n, k: k, precision: precision, layout: layout), configuration, beta: 0.5)
+                }
+            }
+        }
+    }
 
     static let oddShapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 5, 3), (127, 129, 65), (1025, 1023, 1)]
 
@@ -59,7 +77,7 @@ import TunedKernels
     }
 
     /// The dispatcher's own choice (default configurations, including small-matrix and split-K paths).
-    @Test(arguments: [(1, 1, 1), (7, 5, 3), (64, 48, 20000), (300, 200, 100), (1025, 1023, 1)])
+    @Test(arguments: [(1, 1, 1), (7, 5, 3), (64, 48, 20000), (300, 200, 100), (1025, 1023, 1), (3, 700, 900)])
     func dispatcherChoice(shape: (Int, Int, Int)) throws {
         for precision in Precision.allCases {
             try Self.verify(GEMMProblem(m: shape.0, n: shape.1, k: shape.2, precision: precision, layout: .nt), nil, beta: 0.25)

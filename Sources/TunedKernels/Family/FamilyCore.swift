@@ -75,12 +75,25 @@ extension KernelFamily {
     /// The configuration a call of `problem` would use, and where it came from: the tuned entry of this
     /// problem, else of the nearest tuned problem with the same tags, else the first valid default.
     public func configuration(for problem: Problem) -> (Configuration, ConfigurationSource) {
-        if let (entry, exact) = database.lookup(Self.key(problem)), violations(of: entry.config, for: problem).isEmpty {
+        let key = Self.key(problem)
+        if let (entry, exact) = database.lookup(key), violations(of: entry.config, for: problem).isEmpty,
+           exact || Self.distance(entry.key.sizes, key.sizes) <= Self.nearestDistanceLimit {
             return (entry.config, exact ? .tuned : .nearest)
         }
         let candidates = defaults(for: problem)
         let fallback = candidates.first { violations(of: $0, for: problem).isEmpty }
         return (fallback ?? candidates.last ?? Configuration(variant: "none", [:]), .default)
+    }
+
+    /// How far (the sum over sizes of |log a - log b|) the nearest tuned problem may be for its configuration to be
+    /// used: ln 8, e.g. 2048³ for 3000³, but not a 1x2304x768 entry for 1x4096x4096, whose shape class (a
+    /// memory-bound matrix-vector product) it may not share. Farther problems get the family's defaults, which
+    /// are chosen by shape.
+    public static var nearestDistanceLimit: Double { log(8) }
+
+    /// Sum over sizes of |log a - log b| (sizes below 1 count as 1).
+    static func distance(_ a: [Int], _ b: [Int]) -> Double {
+        zip(a, b).reduce(0) { $0 + abs(log(Double(max($1.0, 1))) - log(Double(max($1.1, 1)))) }
     }
 
     /// The constraints `configuration` violates on this device for `problem` (empty when valid).
@@ -98,7 +111,7 @@ extension KernelFamily {
         guard let explicit else { return configuration(for: problem) }
         let problems = violations(of: explicit, for: problem)
         guard problems.isEmpty else {
-            throw InvalidConfiguration("\(Self.name): \(explicit) is not valid on \(context.device.name): " + problems.joined(separator: "; "))
+            throw InvalidConfiguration(family: Self.name, "\(explicit) is not valid on \(context.device.name): " + problems.joined(separator: "; "))
         }
         return (explicit, .explicit)
     }
@@ -115,7 +128,12 @@ extension KernelFamily {
 
 /// A configuration that violates its family's constraints on the device.
 public struct InvalidConfiguration: Error, Sendable, CustomStringConvertible {
+    public let family: String
+    /// What is wrong, without the family's name.
     public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    public init(family: String, _ message: String) {
+        self.family = family
+        self.message = message
+    }
+    public var description: String { "\(family): \(message)" }
 }

@@ -7,6 +7,7 @@ public protocol FamilyRegistry {
 public enum KernelFamilies: FamilyRegistry {
     public static let families: [any KernelFamily.Type] = [
         GEMM.self,
+        Bandwidth.self,
     ]
 }
 

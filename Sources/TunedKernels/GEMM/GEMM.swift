@@ -60,10 +60,10 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
         let (m, n, k, batch, bytes) = (problem.m, problem.n, problem.k, problem.batch, problem.precision.bytes)
         let a = try Checked.product(m, k, batch, bytes, what: "A"), b = try Checked.product(k, n, batch, bytes, what: "B")
         let c = try Checked.product(m, n, batch, bytes, what: "C")
-        // Scratch of the variants: packed fp32 panels, split-K partial sums (KSPLIT up to 8).
+        // Scratch of the CPU default: packed fp32 panels. (Split-K partial sums are KSPLIT x C: a configuration
+        // whose partials exceed the device's largest allocation fails with that message when it is launched.)
         let scratch = [try Checked.product(m + 16, k, batch, 4, what: "the packed A panels"),
-                       try Checked.product(n + 32, k, batch, 4, what: "the packed B panels"),
-                       try Checked.product(m, n, batch, 8 * 4, what: "the split-K partial sums")]
+                       try Checked.product(n + 32, k, batch, 4, what: "the packed B panels")]
         // fp32 host copies of the operands (with the verifier's padding and canaries), the reference, and the
         // downloads a check compares.
         let host = try Checked.sum([try Checked.product(m + 8, k + 8, batch, 16, what: "A on the host"),
@@ -187,6 +187,19 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
             let global = [ceilDiv(p.n, nwg) * ndimc, ceilDiv(p.m, mwg) * mdimc, batch * ksplit]
             let kernel = try core.kernel("xgemm", options: options)
             var events = [try kernel.launch(on: queue, global: global, local: [ndimc, mdimc, 1],
+                                            arguments: head + operands(a) + operands(b) + operands(c) + [partial])]
+            if ksplit > 1 {
+                let reduce = try core.kernel("gemm_splitk_reduce", options: options)
+                events.append(try reduce.launch(on: queue, global: [roundUp(p.n, 16), p.m, batch], local: [16, 1, 1],
+                                                arguments: [m, n, beta, partial] + operands(c)))
+            }
+            return events
+        case .gemv:
+            let (gvw, gnv, gln, ksplit) = (v["GVW"]!, v["GNV"]!, v["GLN"]!, v["KSPLIT"]!)
+            let perItem = p.layout.transposeB ? gnv : gvw * gnv
+            let partial = try core.scratch("partial", count: ksplit > 1 ? batch * ksplit * p.m * p.n : 1, of: Float.self)
+            let kernel = try core.kernel("gemv", options: options)
+            var events = [try kernel.launch(on: queue, global: [roundUp(ceilDiv(p.n, perItem), gln), ksplit, batch], local: [gln, 1, 1],
                                             arguments: head + operands(a) + operands(b) + operands(c) + [partial])]
             if ksplit > 1 {
                 let reduce = try core.kernel("gemm_splitk_reduce", options: options)

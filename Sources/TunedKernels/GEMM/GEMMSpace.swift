@@ -8,6 +8,9 @@ public enum GEMMVariant: String, CaseIterable, Sendable {
     case direct
     /// BLIS-style: operands packed into fp32 panels, then a register-blocked micro-kernel (CPU fast path).
     case packed
+    /// Few rows of C (decoding, M of 1 to about 8): B streamed once per GMR rows, vector loads along its
+    /// contiguous dimension, optional split-K. Memory-bound: judged against the device's streaming bandwidth.
+    case gemv
 }
 
 /// The GEMM family's tunable parameters and constraints, declared once: the tuner, the dispatcher and
@@ -24,6 +27,7 @@ public enum GEMMSpace {
         case .xgemm: return xgemm(limits: limits)
         case .direct: return direct(limits: limits)
         case .packed: return packed(limits: limits)
+        case .gemv: return gemv(limits: limits)
         }
     }
 
@@ -99,5 +103,16 @@ public enum GEMMSpace {
             Constraint("pack work-group of 64 fits the device", ["MR"]) { _ in limits.maxWorkGroupSize >= 64 && (limits.maxWorkItemSizes.first ?? 0) >= 64 },
         ] + limits.workGroupConstraints(["PLM", "PLN"]) { ($0["PLN"]!, $0["PLM"]!) }
         return SearchSpace(variant: GEMMVariant.packed.rawValue, parameters: parameters, constraints: constraints)
+    }
+
+    static func gemv(limits: DeviceLimits) -> SearchSpace {
+        let parameters = [
+            Parameter("GVW", [1, 2, 4, 8, 16]), Parameter("GNV", [1, 2, 4, 8]), Parameter("GMR", [1, 2, 4, 8]),
+            Parameter("GLN", [1, 8, 32, 64, 128, 256]), Parameter("KSPLIT", [1, 2, 4, 8, 16]),
+        ]
+        let constraints = [
+            Constraint("private accumulators GMR*GNV*GVW <= 256 floats", ["GMR", "GNV", "GVW"]) { $0["GMR"]! * $0["GNV"]! * $0["GVW"]! <= 256 },
+        ] + limits.workGroupConstraints(["GLN"]) { ($0["GLN"]!, 1) }
+        return SearchSpace(variant: GEMMVariant.gemv.rawValue, parameters: parameters, constraints: constraints)
     }
 }
