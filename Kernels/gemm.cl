@@ -719,6 +719,12 @@ void gemm_packed(const int M, const int N, const int K,
  *   per_item = GVW*GNV (TRANSB == 0) or GNV (TRANSB == 1).
  */
 #if !defined(GEMM_ONLY) || defined(GEMM_GEMV)
+#ifndef GSTREAM
+#define GSTREAM 0
+#endif
+#ifndef GCR
+#define GCR 1
+#endif
 #ifndef GVW
 #define GVW 8
 #endif
@@ -738,6 +744,7 @@ void gemm_packed(const int M, const int N, const int K,
   #define GV_PER_ITEM GNV
 #endif
 
+#if !GSTREAM
 __kernel __attribute__((reqd_work_group_size(GLN, 1, 1)))
 void gemv(const int M, const int N, const int K, const float alpha, const float beta,
           const __global real* A, const long offA, const int lda, const long strideA,
@@ -860,4 +867,71 @@ void gemv(const int M, const int N, const int K, const float alpha, const float 
 #endif
   }
 }
+#endif /* !GSTREAM */
+
+/*
+ * gemv_stream (GSTREAM=1, TRANSB == 0 only): each work-item streams whole runs of B's rows.
+ * Work-item (range j of GCR column ranges, K slice z): for k in its slice, for its columns in
+ * order, partial[(b*KSPLIT+z)*M*N + m*N + n] (+)= alpha*A(m, k) * B(k, n) for GMR rows at a
+ * time: B is read in memory order, and the partial row (in cache) holds the sums.
+ * Then gemm_splitk_reduce (KSPLIT slices; KSPLIT == 1 too) adds beta*C and stores C.
+ * NDRange: global = (GCR, KSPLIT, batch), local = (1, 1, 1).
+ */
+#if GSTREAM
+#if TRANSB != 0
+#error "GSTREAM needs TRANSB == 0"
+#endif
+__kernel __attribute__((reqd_work_group_size(1, 1, 1)))
+void gemv_stream(const int M, const int N, const int K, const float alpha,
+                 const __global real* A, const long offA, const int lda, const long strideA,
+                 const __global real* B, const long offB, const int ldb, const long strideB,
+                 __global float* partial)
+{
+  const int j = get_global_id(0);
+  const int z = get_global_id(1);
+  const int b = get_global_id(2);
+  A += offA + b * strideA;
+  B += offB + b * strideB;
+  __global float* P = partial + ((long)b * KSPLIT + z) * M * N;
+  const int kc = (K + KSPLIT - 1) / KSPLIT;
+  const int kbegin = min(K, z * kc);
+  const int kend = min(K, kbegin + kc);
+  /* column range j: a multiple of GVW wide (the last one takes the rest) */
+  const int width = ((N + GCR - 1) / GCR + GVW - 1) / GVW * GVW;
+  const int nbegin = min(N, j * width);
+  const int nend = min(N, nbegin + width);
+  const int nvec = nbegin + (nend - nbegin) / GVW * GVW;   /* vector part [nbegin, nvec) */
+  for (int m0 = 0; m0 < M; m0 += GMR) {
+    const int rows = min(GMR, M - m0);
+    if (kbegin >= kend) {
+      /* an empty slice contributes zeros */
+      for (int r = 0; r < rows; ++r)
+        for (int n = nbegin; n < nend; ++n) P[(long)(m0 + r) * N + n] = 0.0f;
+      continue;
+    }
+    for (int k = kbegin; k < kend; ++k) {
+      float a[GMR];
+      for (int r = 0; r < GMR; ++r) a[r] = alpha * LOADF1(A, A_IDX(min(m0 + r, M - 1), k));
+      const __global real* brow = B + (long)k * ldb;
+      int n = nbegin;
+      for (; n < nvec; n += GVW) {
+        const GV_VT bv = LOADF(GVW, brow, n);
+        for (int r = 0; r < rows; ++r) {
+          __global float* prow = P + (long)(m0 + r) * N;
+          const GV_VT old = (k == kbegin) ? (GV_VT)(0.0f) : FLOAD(GVW, prow, n);
+          FSTORE(GVW, prow, n, MADD((GV_VT)(a[r]), bv, old));
+        }
+      }
+      for (; n < nend; ++n) {
+        const float bk = LOADF1(brow, n);
+        for (int r = 0; r < rows; ++r) {
+          __global float* prow = P + (long)(m0 + r) * N;
+          const float old = (k == kbegin) ? 0.0f : prow[n];
+          prow[n] = MADD(a[r], bk, old);
+        }
+      }
+    }
+  }
+}
+#endif
 #endif /* gemv */

@@ -24,7 +24,7 @@ import Testing
                                         "--repetitions", "1", "--rounds", "2", "--config", try Self.json(Self.other), "--config", try Self.json(invalid)])
         #expect(output.status == 0, "\(output.stderr)")
         let report = try JSONDecoder().decode(BenchReport.self, from: output.stdout)
-        #expect(report.results.map(\.name) == ["tunedkernels", "config-1", "config-2", "openblas"])
+        #expect(report.results.map(\.name) == ["tunedkernels", "config-1", "config-2", "openblas", "stream-read"])
         let timed = try #require(report.results.first { $0.name == "config-1" })
         #expect(timed.seconds != nil && timed.error == nil && timed.config == Self.other)
         let rejected = try #require(report.results.first { $0.name == "config-2" })

@@ -16,19 +16,22 @@ import TunedKernels
                                          "VWM": 8, "VWN": 4, "STRM": 1, "STRN": 1, "SA": 0, "SB": 1, "KSPLIT": 4]),
         Configuration(variant: "direct", ["WPTM": 4, "WPTN": 4, "DLOCALM": 4, "DLOCALN": 8, "DKU": 4]),
         Configuration(variant: "direct", ["WPTM": 1, "WPTN": 1, "DLOCALM": 1, "DLOCALN": 1, "DKU": 1]),
-        Configuration(variant: "gemv", ["GVW": 8, "GNV": 2, "GMR": 4, "GLN": 8, "KSPLIT": 4]),
+        Configuration(variant: "gemv", ["GVW": 8, "GNV": 2, "GMR": 4, "GLN": 8, "KSPLIT": 4, "GSTREAM": 0, "GCR": 1]),
     ]
 
     /// The decoding variant on its own shapes: M of 1, 2 and 7, odd N and K, every layout, both precisions,
     /// with and without split-K, vector widths that do not divide N or K.
     @Test(arguments: [
-        Configuration(variant: "gemv", ["GVW": 16, "GNV": 8, "GMR": 1, "GLN": 1, "KSPLIT": 16]),
-        Configuration(variant: "gemv", ["GVW": 4, "GNV": 1, "GMR": 2, "GLN": 32, "KSPLIT": 1]),
-        Configuration(variant: "gemv", ["GVW": 1, "GNV": 4, "GMR": 8, "GLN": 8, "KSPLIT": 2]),
+        Configuration(variant: "gemv", ["GVW": 16, "GNV": 8, "GMR": 1, "GLN": 1, "KSPLIT": 16, "GSTREAM": 0, "GCR": 1]),
+        Configuration(variant: "gemv", ["GVW": 4, "GNV": 1, "GMR": 2, "GLN": 32, "KSPLIT": 1, "GSTREAM": 0, "GCR": 1]),
+        Configuration(variant: "gemv", ["GVW": 1, "GNV": 4, "GMR": 8, "GLN": 8, "KSPLIT": 2, "GSTREAM": 0, "GCR": 1]),
+        Configuration(variant: "gemv", ["GVW": 16, "GNV": 1, "GMR": 1, "GLN": 1, "KSPLIT": 2, "GSTREAM": 1, "GCR": 1]),
+        Configuration(variant: "gemv", ["GVW": 4, "GNV": 1, "GMR": 4, "GLN": 1, "KSPLIT": 16, "GSTREAM": 1, "GCR": 8]),
     ])
     func gemvDecodingShapes(configuration: Configuration) throws {
         for (m, n, k) in [(1, 1023, 1025), (2, 129, 67), (7, 31, 1000), (1, 1, 1), (3, 5, 17)] {
-            for layout in GEMMLayout.allCases {
+            // Row streaming is for B stored K x N.
+            for layout in GEMMLayout.allCases where configuration["GSTREAM"] == 0 || !layout.transposeB {
                 for precision in Precision.allCases {
                     try Self.verify(GEMMProblem(m: m, n: n, k: k, precision: precision, layout: layout), configuration, beta: 0.5)
                 }

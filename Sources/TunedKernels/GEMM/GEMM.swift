@@ -73,7 +73,7 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
     }
 
     public func spaces(for problem: GEMMProblem) -> [SearchSpace] {
-        GEMMSpace.spaces(limits: limits, precision: problem.precision)
+        GEMMSpace.spaces(limits: limits, precision: problem.precision, layout: problem.layout)
     }
 
     public func defaults(for problem: GEMMProblem) -> [Configuration] {
@@ -98,7 +98,7 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
 
     /// The constraints `configuration` violates on this device for `precision` (empty when valid).
     public func violations(of configuration: Configuration, precision: Precision) -> [String] {
-        violations(of: configuration, for: GEMMProblem(m: 1, n: 1, k: 1, precision: precision))
+        violations(of: configuration, for: GEMMProblem(m: 1, n: 1, k: 1, precision: precision, layout: configuration["GSTREAM"] == 1 ? .nn : .nt))
     }
 
     func isValid(_ configuration: Configuration, precision: Precision) -> Bool {
@@ -195,13 +195,20 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
             }
             return events
         case .gemv:
-            let (gvw, gnv, gln, ksplit) = (v["GVW"]!, v["GNV"]!, v["GLN"]!, v["KSPLIT"]!)
+            let (gvw, gnv, gln, ksplit, stream) = (v["GVW"]!, v["GNV"]!, v["GLN"]!, v["KSPLIT"]!, v["GSTREAM"]! == 1)
             let perItem = p.layout.transposeB ? gnv : gvw * gnv
-            let partial = try core.scratch("partial", count: ksplit > 1 ? batch * ksplit * p.m * p.n : 1, of: Float.self)
-            let kernel = try core.kernel("gemv", options: options)
-            var events = [try kernel.launch(on: queue, global: [roundUp(ceilDiv(p.n, perItem), gln), ksplit, batch], local: [gln, 1, 1],
+            let partial = try core.scratch("partial", count: ksplit > 1 || stream ? batch * ksplit * p.m * p.n : 1, of: Float.self)
+            var events: [Event]
+            if stream {
+                let kernel = try core.kernel("gemv_stream", options: options)
+                events = [try kernel.launch(on: queue, global: [v["GCR"]!, ksplit, batch], local: [1, 1, 1],
+                                            arguments: [m, n, k, alpha] + operands(a) + operands(b) + [partial])]
+            } else {
+                let kernel = try core.kernel("gemv", options: options)
+                events = [try kernel.launch(on: queue, global: [roundUp(ceilDiv(p.n, perItem), gln), ksplit, batch], local: [gln, 1, 1],
                                             arguments: head + operands(a) + operands(b) + operands(c) + [partial])]
-            if ksplit > 1 {
+            }
+            if ksplit > 1 || stream {
                 let reduce = try core.kernel("gemm_splitk_reduce", options: options)
                 events.append(try reduce.launch(on: queue, global: [roundUp(p.n, 16), p.m, batch], local: [16, 1, 1],
                                                 arguments: [m, n, beta, partial] + operands(c)))

@@ -72,10 +72,17 @@ public final class GEMMHarness: KernelHarness {
 
     /// OpenBLAS SGEMM on the host operands (fp16 inputs widened to fp32), timed in the same run; its own output
     /// is checked against the reference like every row.
+    ///
+    /// And `stream-read`: the device's tuned streaming read (``Bandwidth``) of as many bytes as one call moves, the
+    /// time a memory-bound GEMM cannot beat (its own sum is checked).
     public func baselines() -> [Baseline] {
-        [Baseline(name: "openblas") { repetitions in
+        var bandwidth: Bandwidth?
+        return [Baseline(name: "openblas") { repetitions in
             let (seconds, output) = self.openBLAS(repetitions: repetitions)
             return Baseline.Result(seconds: seconds, check: Check(maxAbsError: Check.maxAbsError(output, self.reference), tolerance: self.tolerance))
+        }, Baseline(name: "stream-read") { repetitions in
+            if bandwidth == nil { bandwidth = try Bandwidth(context: self.context) }
+            return Baseline.Result(seconds: try bandwidth!.streamingReadSeconds(bytes: self.work.bytes, repetitions: repetitions), check: nil)
         }]
     }
 

@@ -17,17 +17,17 @@ public enum GEMMVariant: String, CaseIterable, Sendable {
 /// the tests all ask here whether a configuration is valid.
 public enum GEMMSpace {
     /// One search space per variant for `limits` and `precision`.
-    public static func spaces(limits: DeviceLimits, precision: Precision) -> [SearchSpace] {
-        GEMMVariant.allCases.map { space($0, limits: limits, precision: precision) }
+    public static func spaces(limits: DeviceLimits, precision: Precision, layout: GEMMLayout = .nn) -> [SearchSpace] {
+        GEMMVariant.allCases.map { space($0, limits: limits, precision: precision, layout: layout) }
     }
 
     /// The search space of `variant`.
-    public static func space(_ variant: GEMMVariant, limits: DeviceLimits, precision: Precision) -> SearchSpace {
+    public static func space(_ variant: GEMMVariant, limits: DeviceLimits, precision: Precision, layout: GEMMLayout = .nn) -> SearchSpace {
         switch variant {
         case .xgemm: return xgemm(limits: limits)
         case .direct: return direct(limits: limits)
         case .packed: return packed(limits: limits)
-        case .gemv: return gemv(limits: limits)
+        case .gemv: return gemv(limits: limits, layout: layout)
         }
     }
 
@@ -105,13 +105,20 @@ public enum GEMMSpace {
         return SearchSpace(variant: GEMMVariant.packed.rawValue, parameters: parameters, constraints: constraints)
     }
 
-    static func gemv(limits: DeviceLimits) -> SearchSpace {
+    static func gemv(limits: DeviceLimits, layout: GEMMLayout) -> SearchSpace {
         let parameters = [
-            Parameter("GVW", [1, 2, 4, 8, 16]), Parameter("GNV", [1, 2, 4, 8]), Parameter("GMR", [1, 2, 4, 8]),
+            Parameter("GVW", [1, 2, 4, 8, 16]), Parameter("GNV", [1, 2, 4, 8, 16, 32, 64]), Parameter("GMR", [1, 2, 4, 8]),
             Parameter("GLN", [1, 8, 32, 64, 128, 256]), Parameter("KSPLIT", [1, 2, 4, 8, 16]),
+            // Row streaming (B's rows read in memory order, sums in a cached partial row): for B stored K x N only.
+            Parameter("GSTREAM", layout.transposeB ? [0] : [0, 1]), Parameter("GCR", [1, 2, 4, 8]),
         ]
         let constraints = [
-            Constraint("private accumulators GMR*GNV*GVW <= 256 floats", ["GMR", "GNV", "GVW"]) { $0["GMR"]! * $0["GNV"]! * $0["GVW"]! <= 256 },
+            // Wide column strips (CPU: each work-item streams long runs of a row) keep their sums in private memory.
+            Constraint("private accumulators GMR*GNV*GVW <= 2048 floats", ["GMR", "GNV", "GVW"]) { $0["GMR"]! * $0["GNV"]! * $0["GVW"]! <= 2048 },
+            // Streaming work-items are alone in their work-group and own column ranges (GCR); the others own GNV vectors.
+            Constraint("GSTREAM == 1 ? GLN == 1 and GNV == 1 : GCR == 1", ["GSTREAM", "GLN", "GNV", "GCR"]) { v in
+                v["GSTREAM"]! == 1 ? v["GLN"]! == 1 && v["GNV"]! == 1 : v["GCR"]! == 1
+            },
         ] + limits.workGroupConstraints(["GLN"]) { ($0["GLN"]!, 1) }
         return SearchSpace(variant: GEMMVariant.gemv.rawValue, parameters: parameters, constraints: constraints)
     }

@@ -208,13 +208,10 @@ public final class Tuner<Family: KernelFamily> {
         if options.transfer > 0 {
             var database = family.database
             if let file = try TuningDatabase.read(path: databasePath) { database.overlay(file, source: databasePath) }
-            let nearest = database.nearest(key, count: .max).map(\.config).filter(valid)
-            if let current = nearest.first, database.lookup(key).map({ valid($0.entry.config) }) == true {
-                configurations = [current]
-            } else {
-                configurations = [family.configuration(for: problem).0]
-            }
-            configurations += nearest.prefix(options.transfer)
+            // The dispatcher's choice with the output file in the database too.
+            let dispatcher = try Family(core: FamilyCore(context: family.context, database: database, source: Family.kernelSource))
+            configurations = [dispatcher.configuration(for: problem).0]
+            configurations += database.nearest(key, count: .max).map(\.config).filter(valid).prefix(options.transfer)
         } else if let first = family.defaults(for: problem).first(where: valid) {
             configurations = [first]
         }
