@@ -873,7 +873,8 @@ void gemv(const int M, const int N, const int K, const float alpha, const float 
  * gemv_stream (GSTREAM=1, TRANSB == 0 only): each work-item streams whole runs of B's rows.
  * Work-item (range j of GCR column ranges, K slice z): for k in its slice, for its columns in
  * order, partial[(b*KSPLIT+z)*M*N + m*N + n] (+)= alpha*A(m, k) * B(k, n) for GMR rows at a
- * time: B is read in memory order, and the partial row (in cache) holds the sums.
+ * time (GNV vectors per step): B is read in memory order, and the partial row (in cache)
+ * holds the sums.
  * Then gemm_splitk_reduce (KSPLIT slices; KSPLIT == 1 too) adds beta*C and stores C.
  * NDRange: global = (GCR, KSPLIT, batch), local = (1, 1, 1).
  */
@@ -913,21 +914,30 @@ void gemv_stream(const int M, const int N, const int K, const float alpha,
       float a[GMR];
       for (int r = 0; r < GMR; ++r) a[r] = alpha * LOADF1(A, A_IDX(min(m0 + r, M - 1), k));
       const __global real* brow = B + (long)k * ldb;
-      int n = nbegin;
-      for (; n < nvec; n += GVW) {
-        const GV_VT bv = LOADF(GVW, brow, n);
-        for (int r = 0; r < rows; ++r) {
+      const int first = (k == kbegin);
+      #pragma unroll
+      for (int r = 0; r < GMR; ++r) {
+        if (r < rows) {
           __global float* prow = P + (long)(m0 + r) * N;
-          const GV_VT old = (k == kbegin) ? (GV_VT)(0.0f) : FLOAD(GVW, prow, n);
-          FSTORE(GVW, prow, n, MADD((GV_VT)(a[r]), bv, old));
-        }
-      }
-      for (; n < nend; ++n) {
-        const float bk = LOADF1(brow, n);
-        for (int r = 0; r < rows; ++r) {
-          __global float* prow = P + (long)(m0 + r) * N;
-          const float old = (k == kbegin) ? 0.0f : prow[n];
-          prow[n] = MADD(a[r], bk, old);
+          const GV_VT av = (GV_VT)(a[r]);
+          int n = nbegin;
+          /* GNV vectors per step: independent loads and stores in flight */
+          if (first) {
+            for (; n + GNV * GVW <= nvec; n += GNV * GVW) {
+              #pragma unroll
+              for (int v = 0; v < GNV; ++v) FSTORE(GVW, prow, n + v * GVW, av * LOADF(GVW, brow, n + v * GVW));
+            }
+            for (; n < nvec; n += GVW) FSTORE(GVW, prow, n, av * LOADF(GVW, brow, n));
+            for (; n < nend; ++n) prow[n] = a[r] * LOADF1(brow, n);
+          } else {
+            for (; n + GNV * GVW <= nvec; n += GNV * GVW) {
+              #pragma unroll
+              for (int v = 0; v < GNV; ++v)
+                FSTORE(GVW, prow, n + v * GVW, MADD(av, LOADF(GVW, brow, n + v * GVW), FLOAD(GVW, prow, n + v * GVW)));
+            }
+            for (; n < nvec; n += GVW) FSTORE(GVW, prow, n, MADD(av, LOADF(GVW, brow, n), FLOAD(GVW, prow, n)));
+            for (; n < nend; ++n) prow[n] = MADD(a[r], LOADF1(brow, n), prow[n]);
+          }
         }
       }
     }

@@ -115,9 +115,10 @@ public enum GEMMSpace {
         let constraints = [
             // Wide column strips (CPU: each work-item streams long runs of a row) keep their sums in private memory.
             Constraint("private accumulators GMR*GNV*GVW <= 2048 floats", ["GMR", "GNV", "GVW"]) { $0["GMR"]! * $0["GNV"]! * $0["GVW"]! <= 2048 },
-            // Streaming work-items are alone in their work-group and own column ranges (GCR); the others own GNV vectors.
-            Constraint("GSTREAM == 1 ? GLN == 1 and GNV == 1 : GCR == 1", ["GSTREAM", "GLN", "GNV", "GCR"]) { v in
-                v["GSTREAM"]! == 1 ? v["GLN"]! == 1 && v["GNV"]! == 1 : v["GCR"]! == 1
+            // Streaming work-items are alone in their work-group, own column ranges (GCR) and step GNV <= 8 vectors at
+            // a time; the others own GNV vectors of columns.
+            Constraint("GSTREAM == 1 ? GLN == 1 and GNV <= 8 : GCR == 1", ["GSTREAM", "GLN", "GNV", "GCR"]) { v in
+                v["GSTREAM"]! == 1 ? v["GLN"]! == 1 && v["GNV"]! <= 8 : v["GCR"]! == 1
             },
         ] + limits.workGroupConstraints(["GLN"]) { ($0["GLN"]!, 1) }
         return SearchSpace(variant: GEMMVariant.gemv.rawValue, parameters: parameters, constraints: constraints)
