@@ -479,7 +479,7 @@ void gemm_direct(const int M, const int N, const int K,
 
 #endif /* direct */
 
-#if !defined(GEMM_ONLY) || defined(GEMM_PACKED)
+#if !defined(GEMM_ONLY) || defined(GEMM_PACKED) || defined(GEMM_PACKB)
 /* ========================================================================= */
 /* 4. Packed path                                                            */
 /* ========================================================================= */
@@ -513,6 +513,7 @@ void gemm_direct(const int M, const int N, const int K,
 #define PK_NV (NR / VW)
 #define PK_VT FLOATV(VW)
 
+#if !defined(GEMM_ONLY) || defined(GEMM_PACKED)
 __kernel void pack_a(const int M, const int K,
                      const __global real* A, const long offA, const int lda, const long strideA,
                      __global float* Ap)
@@ -536,6 +537,8 @@ __kernel void pack_a(const int M, const int K,
     }
   }
 }
+
+#endif /* pack_a */
 
 __kernel void pack_b(const int N, const int K,
                      const __global real* B, const long offB, const int ldb, const long strideB,
@@ -635,6 +638,7 @@ __kernel void pack_b(const int N, const int K,
   #define PK_BLOCKED 0
 #endif
 
+#if !defined(GEMM_ONLY) || defined(GEMM_PACKED)
 __kernel __attribute__((reqd_work_group_size(PLN, PLM, 1)))
 void gemm_packed(const int M, const int N, const int K,
                           const float alpha, const float beta,
@@ -696,7 +700,73 @@ void gemm_packed(const int M, const int N, const int K,
   }
 #endif
 }
-#endif /* packed */
+#endif /* gemm_packed */
+
+/*
+ * 4b. gemm_packb: the packed micro-kernel on B's panels and A as stored (not packed): for a
+ *   small N, packing A would cost about as much as the arithmetic. Defines as for gemm_packed
+ *   (no KC: no K blocking). A's rows beyond M are read clamped and not stored.
+ *   NDRanges: pack_b as above; gemm_packb as gemm_packed.
+ */
+#if !defined(GEMM_ONLY) || defined(GEMM_PACKB)
+__kernel __attribute__((reqd_work_group_size(PLN, PLM, 1)))
+void gemm_packb(const int M, const int N, const int K,
+                const float alpha, const float beta,
+                const __global real* A, const long offA, const int lda, const long strideA,
+                const __global float* Bp,
+                __global real* C, const long offC, const int ldc, const long strideC)
+{
+  const int npm = (M + MR - 1) / MR;
+  const int npn = (N + NR - 1) / NR;
+  const int pm0 = get_global_id(1) * TM;
+  const int pn0 = get_global_id(0) * TN;
+  const int b = get_global_id(2);
+  if (pm0 >= npm || pn0 >= npn)
+    return;
+  A += offA + b * strideA;
+  Bp += (long)b * npn * NR * K;
+  C += offC + b * strideC;
+  const int tmn = min(TM, npm - pm0);
+  const int tnn = min(TN, npn - pn0);
+  for (int j = 0; j < tnn; ++j) {
+    for (int i = 0; i < tmn; ++i) {
+      const int mb = (pm0 + i) * MR;
+      int arow[MR];
+      for (int r = 0; r < MR; ++r) arow[r] = min(mb + r, M - 1);
+      PK_VT acc[MR][PK_NV];
+      for (int r = 0; r < MR; ++r)
+        for (int v = 0; v < PK_NV; ++v)
+          acc[r][v] = (PK_VT)(0.0f);
+      const __global float* bp = Bp + (long)(pn0 + j) * K * NR;
+      int k = 0;
+      for (; k + PKU <= K; k += PKU) {
+        _Pragma("unroll")
+        for (int u = 0; u < PKU; ++u) {
+          PK_VT bv[PK_NV];
+          _Pragma("unroll")
+          for (int v = 0; v < PK_NV; ++v) bv[v] = FLOAD(VW, bp, (k + u) * NR + v * VW);
+          _Pragma("unroll")
+          for (int r = 0; r < MR; ++r) {
+            const PK_VT a = (PK_VT)(LOADF1(A, A_IDX(arow[r], k + u)));
+            _Pragma("unroll")
+            for (int v = 0; v < PK_NV; ++v) acc[r][v] = MADD(a, bv[v], acc[r][v]);
+          }
+        }
+      }
+      for (; k < K; ++k) {
+        PK_VT bv[PK_NV];
+        for (int v = 0; v < PK_NV; ++v) bv[v] = FLOAD(VW, bp, k * NR + v * VW);
+        for (int r = 0; r < MR; ++r) {
+          const PK_VT a = (PK_VT)(LOADF1(A, A_IDX(arow[r], k)));
+          for (int v = 0; v < PK_NV; ++v) acc[r][v] = MADD(a, bv[v], acc[r][v]);
+        }
+      }
+      PK_STORE(pm0 + i, pn0 + j)
+    }
+  }
+}
+#endif /* gemm_packb */
+#endif /* packed, packb */
 
 /* ========================================================================= */
 /* 5. gemv: few rows of C (decoding), memory-bound                           */

@@ -66,12 +66,14 @@ import Testing
     @Test func everyDefaultIsValidOnTheTestDevice() throws {
         let gemm = try #require(Shared.gemm)
         for precision in Precision.allCases {
-            for (m, n, k) in [(1, 1, 1), (64, 64, 65536), (1024, 1024, 1024), (7, 3000, 5), (1, 4096, 4096), (8, 11008, 4096)] {
+            for (m, n, k) in [(1, 1, 1), (64, 64, 65536), (1024, 1024, 1024), (7, 3000, 5), (1, 4096, 4096), (8, 11008, 4096), (4096, 64, 4096)] {
                 let (configuration, source) = gemm.configuration(for: GEMMProblem(m: m, n: n, k: k, precision: precision))
                 #expect(source == .default)
                 #expect(gemm.violations(of: configuration, precision: precision).isEmpty)
                 // Decoding shapes get the matrix-vector variant.
                 #expect((configuration.variant == "gemv") == (m <= 8 && n >= 256 && k >= 256), "\(m)x\(n)x\(k): \(configuration)")
+                // A small N with a large A: B's panels only.
+                #expect((configuration.variant == "packb") == (n <= 128 && m >= 256 && k >= 256), "\(m)x\(n)x\(k): \(configuration)")
             }
         }
     }

@@ -17,6 +17,8 @@ import TunedKernels
         Configuration(variant: "direct", ["WPTM": 4, "WPTN": 4, "DLOCALM": 4, "DLOCALN": 8, "DKU": 4]),
         Configuration(variant: "direct", ["WPTM": 1, "WPTN": 1, "DLOCALM": 1, "DLOCALN": 1, "DKU": 1]),
         Configuration(variant: "gemv", ["GVW": 8, "GNV": 2, "GMR": 4, "GLN": 8, "KSPLIT": 4, "GSTREAM": 0, "GCR": 1]),
+        Configuration(variant: "packb", ["MR": 6, "NR": 16, "VW": 8, "TM": 2, "TN": 2, "PLM": 2, "PLN": 1, "PKU": 4]),
+        Configuration(variant: "packb", ["MR": 4, "NR": 64, "VW": 16, "TM": 16, "TN": 1, "PLM": 1, "PLN": 1, "PKU": 4]),
     ]
 
     /// The decoding variant on its own shapes: M of 1, 2 and 7, odd N and K, every layout, both precisions,
@@ -80,7 +82,7 @@ import TunedKernels
     }
 
     /// The dispatcher's own choice (default configurations, including small-matrix and split-K paths).
-    @Test(arguments: [(1, 1, 1), (7, 5, 3), (64, 48, 20000), (300, 200, 100), (1025, 1023, 1), (3, 700, 900)])
+    @Test(arguments: [(1, 1, 1), (7, 5, 3), (64, 48, 20000), (300, 200, 100), (1025, 1023, 1), (3, 700, 900), (400, 37, 300)])
     func dispatcherChoice(shape: (Int, Int, Int)) throws {
         for precision in Precision.allCases {
             try Self.verify(GEMMProblem(m: shape.0, n: shape.1, k: shape.2, precision: precision, layout: .nt), nil, beta: 0.25)

@@ -53,6 +53,7 @@ import Testing
         (#"{"variant":"gemv","GVW":4,"GNV":2,"GMR":2,"GLN":8,"KSPLIT":4,"GSTREAM":0,"GCR":1}"#, "3x19x23", "half", "nn"),
         (#"{"variant":"gemv","GVW":8,"GNV":2,"GMR":1,"GLN":1,"KSPLIT":1,"GSTREAM":0,"GCR":1}"#, "2x7x21", "single", "nt"),
         (#"{"variant":"gemv","GVW":4,"GNV":1,"GMR":2,"GLN":1,"KSPLIT":4,"GSTREAM":1,"GCR":2}"#, "3x19x23", "half", "tn"),
+        (#"{"variant":"packb","MR":6,"NR":16,"VW":8,"TM":2,"TN":2,"PLM":2,"PLN":1,"PKU":4}"#, "19x23x17", "half", "tn"),
     ]
 
     @Test(arguments: cases.indices)

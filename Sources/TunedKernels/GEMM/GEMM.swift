@@ -214,6 +214,19 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
                                                 arguments: [m, n, beta, partial] + operands(c)))
             }
             return events
+        case .packb:
+            let (mr, nr, tm, tn, plm, pln) = (v["MR"]!, v["NR"]!, v["TM"]!, v["TN"]!, v["PLM"]!, v["PLN"]!)
+            let np = roundUp(p.n, nr)
+            let bp = try core.scratch("packedB", count: batch * np * p.k, of: Float.self)
+            let packB = try core.kernel("pack_b", options: options)
+            let gemm = try core.kernel("gemm_packb", options: options)
+            var events: [Event] = []
+            events.append(try packB.launch(on: queue, global: [roundUp(p.k, 64), np / nr, batch], local: [64, 1, 1],
+                                           arguments: [n, k] + operands(b) + [bp]))
+            let global = [roundUp(ceilDiv(np / nr, tn), pln), roundUp(ceilDiv(ceilDiv(p.m, mr), tm), plm), batch]
+            events.append(try gemm.launch(on: queue, global: global, local: [pln, plm, 1],
+                                          arguments: head + operands(a) + [bp] + operands(c)))
+            return events
         case .packed:
             let (mr, nr, tm, tn, plm, pln) = (v["MR"]!, v["NR"]!, v["TM"]!, v["TN"]!, v["PLM"]!, v["PLN"]!)
             let (mp, np) = (roundUp(p.m, mr), roundUp(p.n, nr))

@@ -8,6 +8,9 @@ public enum GEMMVariant: String, CaseIterable, Sendable {
     case direct
     /// BLIS-style: operands packed into fp32 panels, then a register-blocked micro-kernel (CPU fast path).
     case packed
+    /// The packed micro-kernel on B's panels and A as stored: for a small N, packing A costs about as much as
+    /// the arithmetic.
+    case packb
     /// Few rows of C (decoding, M of 1 to about 8): B streamed once per GMR rows, vector loads along its
     /// contiguous dimension, optional split-K. Memory-bound: judged against the device's streaming bandwidth.
     case gemv
@@ -28,6 +31,7 @@ public enum GEMMSpace {
         case .direct: return direct(limits: limits)
         case .packed: return packed(limits: limits)
         case .gemv: return gemv(limits: limits, layout: layout)
+        case .packb: return packb(limits: limits)
         }
     }
 
@@ -122,5 +126,18 @@ public enum GEMMSpace {
             },
         ] + limits.workGroupConstraints(["GLN"]) { ($0["GLN"]!, 1) }
         return SearchSpace(variant: GEMMVariant.gemv.rawValue, parameters: parameters, constraints: constraints)
+    }
+
+    static func packb(limits: DeviceLimits) -> SearchSpace {
+        let parameters = [
+            Parameter("MR", [2, 4, 6, 8, 12, 16]), Parameter("NR", [8, 16, 24, 32, 64]), Parameter("VW", [4, 8, 16]),
+            Parameter("TM", [1, 2, 4, 8, 16]), Parameter("TN", [1, 2, 4]),
+            Parameter("PLM", [1, 2, 4]), Parameter("PLN", [1, 2, 4]), Parameter("PKU", [1, 2, 4, 8]),
+        ]
+        let constraints = [
+            .divides("NR % VW == 0", ["NR", "VW"], { $0["NR"]! }, { $0["VW"]! }),
+            Constraint("pack work-group of 64 fits the device", ["MR"]) { _ in limits.maxWorkGroupSize >= 64 && (limits.maxWorkItemSizes.first ?? 0) >= 64 },
+        ] + limits.workGroupConstraints(["PLM", "PLN"]) { ($0["PLN"]!, $0["PLM"]!) }
+        return SearchSpace(variant: GEMMVariant.packb.rawValue, parameters: parameters, constraints: constraints)
     }
 }
