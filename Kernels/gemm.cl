@@ -795,6 +795,9 @@ void gemm_packb(const int M, const int N, const int K,
 #ifndef GCR
 #define GCR 1
 #endif
+#ifndef GRB
+#define GRB 1
+#endif
 #ifndef GVW
 #define GVW 8
 #endif
@@ -943,8 +946,8 @@ void gemv(const int M, const int N, const int K, const float alpha, const float 
  * gemv_stream (GSTREAM=1, TRANSB == 0 only): each work-item streams whole runs of B's rows.
  * Work-item (range j of GCR column ranges, K slice z): for k in its slice, for its columns in
  * order, partial[(b*KSPLIT+z)*M*N + m*N + n] (+)= alpha*A(m, k) * B(k, n) for GMR rows at a
- * time (GNV vectors per step): B is read in memory order, and the partial row (in cache)
- * holds the sums.
+ * time (GNV vectors per step, GRB rows of B summed in registers per read and write of the
+ * partial row): B is read in memory order, and the partial row (in cache) holds the sums.
  * Then gemm_splitk_reduce (KSPLIT slices; KSPLIT == 1 too) adds beta*C and stores C.
  * NDRange: global = (GCR, KSPLIT, batch), local = (1, 1, 1).
  */
@@ -980,33 +983,41 @@ void gemv_stream(const int M, const int N, const int K, const float alpha,
         for (int n = nbegin; n < nend; ++n) P[(long)(m0 + r) * N + n] = 0.0f;
       continue;
     }
-    for (int k = kbegin; k < kend; ++k) {
-      float a[GMR];
-      for (int r = 0; r < GMR; ++r) a[r] = alpha * LOADF1(A, A_IDX(min(m0 + r, M - 1), k));
-      const __global real* brow = B + (long)k * ldb;
+    /* GRB rows of B per step: their products are summed in registers, so the partial row is read
+       and written once per GRB rows of B (rows past the slice are read clamped and weighted 0) */
+    for (int k = kbegin; k < kend; k += GRB) {
+      const int kn = min(GRB, kend - k);
+      float a[GMR][GRB];
+      const __global real* brow[GRB];
+      for (int q = 0; q < GRB; ++q) {
+        brow[q] = B + (long)(k + min(q, kn - 1)) * ldb;
+        for (int r = 0; r < GMR; ++r)
+          a[r][q] = q < kn ? alpha * LOADF1(A, A_IDX(min(m0 + r, M - 1), k + q)) : 0.0f;
+      }
       const int first = (k == kbegin);
       #pragma unroll
       for (int r = 0; r < GMR; ++r) {
         if (r < rows) {
           __global float* prow = P + (long)(m0 + r) * N;
-          const GV_VT av = (GV_VT)(a[r]);
           int n = nbegin;
-          /* GNV vectors per step: independent loads and stores in flight */
-          if (first) {
-            for (; n + GNV * GVW <= nvec; n += GNV * GVW) {
+          for (; n + GNV * GVW <= nvec; n += GNV * GVW) {
+            #pragma unroll
+            for (int v = 0; v < GNV; ++v) {
+              GV_VT acc = first ? (GV_VT)(0.0f) : FLOAD(GVW, prow, n + v * GVW);
               #pragma unroll
-              for (int v = 0; v < GNV; ++v) FSTORE(GVW, prow, n + v * GVW, av * LOADF(GVW, brow, n + v * GVW));
+              for (int q = 0; q < GRB; ++q) acc = MADD((GV_VT)(a[r][q]), LOADF(GVW, brow[q], n + v * GVW), acc);
+              FSTORE(GVW, prow, n + v * GVW, acc);
             }
-            for (; n < nvec; n += GVW) FSTORE(GVW, prow, n, av * LOADF(GVW, brow, n));
-            for (; n < nend; ++n) prow[n] = a[r] * LOADF1(brow, n);
-          } else {
-            for (; n + GNV * GVW <= nvec; n += GNV * GVW) {
-              #pragma unroll
-              for (int v = 0; v < GNV; ++v)
-                FSTORE(GVW, prow, n + v * GVW, MADD(av, LOADF(GVW, brow, n + v * GVW), FLOAD(GVW, prow, n + v * GVW)));
-            }
-            for (; n < nvec; n += GVW) FSTORE(GVW, prow, n, MADD(av, LOADF(GVW, brow, n), FLOAD(GVW, prow, n)));
-            for (; n < nend; ++n) prow[n] = MADD(a[r], LOADF1(brow, n), prow[n]);
+          }
+          for (; n < nvec; n += GVW) {
+            GV_VT acc = first ? (GV_VT)(0.0f) : FLOAD(GVW, prow, n);
+            for (int q = 0; q < GRB; ++q) acc = MADD((GV_VT)(a[r][q]), LOADF(GVW, brow[q], n), acc);
+            FSTORE(GVW, prow, n, acc);
+          }
+          for (; n < nend; ++n) {
+            float acc = first ? 0.0f : prow[n];
+            for (int q = 0; q < GRB; ++q) acc = MADD(a[r][q], LOADF1(brow[q], n), acc);
+            prow[n] = acc;
           }
         }
       }

@@ -16,7 +16,7 @@ import TunedKernels
                                          "VWM": 8, "VWN": 4, "STRM": 1, "STRN": 1, "SA": 0, "SB": 1, "KSPLIT": 4]),
         Configuration(variant: "direct", ["WPTM": 4, "WPTN": 4, "DLOCALM": 4, "DLOCALN": 8, "DKU": 4]),
         Configuration(variant: "direct", ["WPTM": 1, "WPTN": 1, "DLOCALM": 1, "DLOCALN": 1, "DKU": 1]),
-        Configuration(variant: "gemv", ["GVW": 8, "GNV": 2, "GMR": 4, "GLN": 8, "KSPLIT": 4, "GSTREAM": 0, "GCR": 1]),
+        Configuration(variant: "gemv", ["GVW": 8, "GNV": 2, "GMR": 4, "GLN": 8, "KSPLIT": 4, "GSTREAM": 0, "GCR": 1, "GRB": 1]),
         Configuration(variant: "packb", ["MR": 6, "NR": 16, "VW": 8, "TM": 2, "TN": 2, "PLM": 2, "PLN": 1, "PKU": 4]),
         Configuration(variant: "packb", ["MR": 4, "NR": 64, "VW": 16, "TM": 16, "TN": 1, "PLM": 1, "PLN": 1, "PKU": 4]),
     ]
@@ -24,11 +24,12 @@ import TunedKernels
     /// The decoding variant on its own shapes: M of 1, 2 and 7, odd N and K, every layout, both precisions,
     /// with and without split-K, vector widths that do not divide N or K.
     @Test(arguments: [
-        Configuration(variant: "gemv", ["GVW": 16, "GNV": 8, "GMR": 1, "GLN": 1, "KSPLIT": 16, "GSTREAM": 0, "GCR": 1]),
-        Configuration(variant: "gemv", ["GVW": 4, "GNV": 1, "GMR": 2, "GLN": 32, "KSPLIT": 1, "GSTREAM": 0, "GCR": 1]),
-        Configuration(variant: "gemv", ["GVW": 1, "GNV": 4, "GMR": 8, "GLN": 8, "KSPLIT": 2, "GSTREAM": 0, "GCR": 1]),
-        Configuration(variant: "gemv", ["GVW": 16, "GNV": 1, "GMR": 1, "GLN": 1, "KSPLIT": 2, "GSTREAM": 1, "GCR": 1]),
-        Configuration(variant: "gemv", ["GVW": 4, "GNV": 1, "GMR": 4, "GLN": 1, "KSPLIT": 16, "GSTREAM": 1, "GCR": 8]),
+        Configuration(variant: "gemv", ["GVW": 16, "GNV": 8, "GMR": 1, "GLN": 1, "KSPLIT": 16, "GSTREAM": 0, "GCR": 1, "GRB": 1]),
+        Configuration(variant: "gemv", ["GVW": 4, "GNV": 1, "GMR": 2, "GLN": 32, "KSPLIT": 1, "GSTREAM": 0, "GCR": 1, "GRB": 1]),
+        Configuration(variant: "gemv", ["GVW": 1, "GNV": 4, "GMR": 8, "GLN": 8, "KSPLIT": 2, "GSTREAM": 0, "GCR": 1, "GRB": 1]),
+        Configuration(variant: "gemv", ["GVW": 16, "GNV": 1, "GMR": 1, "GLN": 1, "KSPLIT": 2, "GSTREAM": 1, "GCR": 1, "GRB": 1]),
+        Configuration(variant: "gemv", ["GVW": 4, "GNV": 1, "GMR": 4, "GLN": 1, "KSPLIT": 16, "GSTREAM": 1, "GCR": 8, "GRB": 1]),
+        Configuration(variant: "gemv", ["GVW": 8, "GNV": 2, "GMR": 2, "GLN": 1, "KSPLIT": 4, "GSTREAM": 1, "GCR": 2, "GRB": 8]),
     ])
     func gemvDecodingShapes(configuration: Configuration) throws {
         for (m, n, k) in [(1, 1023, 1025), (2, 129, 67), (7, 31, 1000), (1, 1, 1), (3, 5, 17)] {

@@ -50,9 +50,9 @@ import Testing
         (#"{"variant":"xgemm","MWG":32,"NWG":16,"KWG":16,"MDIMC":8,"NDIMC":8,"MDIMA":4,"NDIMB":8,"KWI":8,"VWM":4,"VWN":1,"STRM":1,"STRN":1,"SA":0,"SB":1,"KSPLIT":1}"#, "7x5x3", "half", "tt"),
         (#"{"variant":"packed","MR":6,"NR":16,"VW":8,"KC":16,"TM":2,"TN":2,"PLM":1,"PLN":1,"PKU":4}"#, "19x23x17", "single", "tt"),
         (#"{"variant":"packed","MR":4,"NR":8,"VW":4,"KC":0,"TM":1,"TN":1,"PLM":2,"PLN":2,"PKU":1}"#, "7x5x3", "half", "nn"),
-        (#"{"variant":"gemv","GVW":4,"GNV":2,"GMR":2,"GLN":8,"KSPLIT":4,"GSTREAM":0,"GCR":1}"#, "3x19x23", "half", "nn"),
-        (#"{"variant":"gemv","GVW":8,"GNV":2,"GMR":1,"GLN":1,"KSPLIT":1,"GSTREAM":0,"GCR":1}"#, "2x7x21", "single", "nt"),
-        (#"{"variant":"gemv","GVW":4,"GNV":1,"GMR":2,"GLN":1,"KSPLIT":4,"GSTREAM":1,"GCR":2}"#, "3x19x23", "half", "tn"),
+        (#"{"variant":"gemv","GVW":4,"GNV":2,"GMR":2,"GLN":8,"KSPLIT":4,"GSTREAM":0,"GCR":1,"GRB":1}"#, "3x19x23", "half", "nn"),
+        (#"{"variant":"gemv","GVW":8,"GNV":2,"GMR":1,"GLN":1,"KSPLIT":1,"GSTREAM":0,"GCR":1,"GRB":1}"#, "2x7x21", "single", "nt"),
+        (#"{"variant":"gemv","GVW":4,"GNV":1,"GMR":2,"GLN":1,"KSPLIT":4,"GSTREAM":1,"GCR":2,"GRB":4}"#, "3x19x23", "half", "tn"),
         (#"{"variant":"packb","MR":6,"NR":16,"VW":8,"TM":2,"TN":2,"PLM":2,"PLN":1,"PKU":4}"#, "19x23x17", "half", "tn"),
     ]
 

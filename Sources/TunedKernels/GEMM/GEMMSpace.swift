@@ -114,15 +114,15 @@ public enum GEMMSpace {
             Parameter("GVW", [1, 2, 4, 8, 16]), Parameter("GNV", [1, 2, 4, 8, 16, 32, 64]), Parameter("GMR", [1, 2, 4, 8]),
             Parameter("GLN", [1, 8, 32, 64, 128, 256]), Parameter("KSPLIT", [1, 2, 4, 8, 16]),
             // Row streaming (B's rows read in memory order, sums in a cached partial row): for B stored K x N only.
-            Parameter("GSTREAM", layout.transposeB ? [0] : [0, 1]), Parameter("GCR", [1, 2, 4, 8]),
+            Parameter("GSTREAM", layout.transposeB ? [0] : [0, 1]), Parameter("GCR", [1, 2, 4, 8]), Parameter("GRB", [1, 2, 4, 8]),
         ]
         let constraints = [
             // Wide column strips (CPU: each work-item streams long runs of a row) keep their sums in private memory.
             Constraint("private accumulators GMR*GNV*GVW <= 2048 floats", ["GMR", "GNV", "GVW"]) { $0["GMR"]! * $0["GNV"]! * $0["GVW"]! <= 2048 },
             // Streaming work-items are alone in their work-group, own column ranges (GCR) and step GNV <= 8 vectors at
             // a time; the others own GNV vectors of columns.
-            Constraint("GSTREAM == 1 ? GLN == 1 and GNV <= 8 : GCR == 1", ["GSTREAM", "GLN", "GNV", "GCR"]) { v in
-                v["GSTREAM"]! == 1 ? v["GLN"]! == 1 && v["GNV"]! <= 8 : v["GCR"]! == 1
+            Constraint("GSTREAM == 1 ? GLN == 1 and GNV <= 8 : GCR == 1 and GRB == 1", ["GSTREAM", "GLN", "GNV", "GCR", "GRB"]) { v in
+                v["GSTREAM"]! == 1 ? v["GLN"]! == 1 && v["GNV"]! <= 8 : v["GCR"]! == 1 && v["GRB"]! == 1
             },
         ] + limits.workGroupConstraints(["GLN"]) { ($0["GLN"]!, 1) }
         return SearchSpace(variant: GEMMVariant.gemv.rawValue, parameters: parameters, constraints: constraints)
