@@ -601,6 +601,21 @@ __kernel void pack_b(const int N, const int K,
       bp += NR;                                                              \
     }                                                                        \
   }
+/* The work-item's tiles: panel rows pm0..pm0+tmn, panel columns pn0..pn0+tnn of batch b (returns when
+   it has none); B's panels and C moved to batch b. */
+#define PK_TILES                                                             \
+  const int npm = (M + MR - 1) / MR;                                         \
+  const int npn = (N + NR - 1) / NR;                                         \
+  const int pm0 = get_global_id(1) * TM;                                     \
+  const int pn0 = get_global_id(0) * TN;                                     \
+  const int b = get_global_id(2);                                            \
+  if (pm0 >= npm || pn0 >= npn)                                              \
+    return;                                                                  \
+  Bp += (long)b * npn * NR * K;                                              \
+  C += offC + b * strideC;                                                   \
+  const int tmn = min(TM, npm - pm0);                                        \
+  const int tnn = min(TN, npn - pn0);
+
 /* C tile (panel row pm, panel column pn) = alpha*acc + beta*C */
 #define PK_STORE(pm, pn)                                                     \
   {                                                                          \
@@ -645,18 +660,8 @@ void gemm_packed(const int M, const int N, const int K,
                           const __global float* Ap, const __global float* Bp,
                           __global real* C, const long offC, const int ldc, const long strideC)
 {
-  const int npm = (M + MR - 1) / MR;
-  const int npn = (N + NR - 1) / NR;
-  const int pm0 = get_global_id(1) * TM;
-  const int pn0 = get_global_id(0) * TN;
-  const int b = get_global_id(2);
-  if (pm0 >= npm || pn0 >= npn)
-    return;
+  PK_TILES
   Ap += (long)b * npm * MR * K;
-  Bp += (long)b * npn * NR * K;
-  C += offC + b * strideC;
-  const int tmn = min(TM, npm - pm0);
-  const int tnn = min(TN, npn - pn0);
 
 #if PK_BLOCKED
   float cb[TM * TN * MR * NR];
@@ -716,18 +721,8 @@ void gemm_packb(const int M, const int N, const int K,
                 const __global float* Bp,
                 __global real* C, const long offC, const int ldc, const long strideC)
 {
-  const int npm = (M + MR - 1) / MR;
-  const int npn = (N + NR - 1) / NR;
-  const int pm0 = get_global_id(1) * TM;
-  const int pn0 = get_global_id(0) * TN;
-  const int b = get_global_id(2);
-  if (pm0 >= npm || pn0 >= npn)
-    return;
+  PK_TILES
   A += offA + b * strideA;
-  Bp += (long)b * npn * NR * K;
-  C += offC + b * strideC;
-  const int tmn = min(TM, npm - pm0);
-  const int tnn = min(TN, npn - pn0);
   for (int j = 0; j < tnn; ++j) {
     for (int i = 0; i < tmn; ++i) {
       const int mb = (pm0 + i) * MR;
