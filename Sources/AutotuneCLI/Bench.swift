@@ -179,7 +179,7 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
                 results.append(failed)
                 continue
             }
-            let worst = runs.map(\.check).max { !($0.maxAbsError >= $1.maxAbsError) }!
+            let worst = Check.worst(runs.map(\.check))!
             var result = BenchResult(name: name, seconds: median(runs.map(\.seconds)), work: work, check: worst,
                                      peakDeviceBytes: runs.map(\.peakDeviceBytes).max())
             result.device_seconds = median(runs.map(\.deviceSeconds))
@@ -194,7 +194,7 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
             } else {
                 let checks = runs.compactMap(\.check)
                 results.append(BenchResult(name: baseline.name, seconds: median(runs.map(\.seconds)), work: work,
-                                           check: checks.max { !($0.maxAbsError >= $1.maxAbsError) }))
+                                           check: Check.worst(checks)))
             }
         }
         for result in results {

@@ -70,13 +70,8 @@ struct TuneFamily<Family: KernelFamily>: ParsableCommand {
         options.confirm = confirm
         options.databasePath = output
         options.journalDirectory = journalDir
-        options.isolation = .process(executable: Self.executablePath(), arguments: ["worker"])
+        options.isolation = .process(executable: TuningOptions.Isolation.executablePath, arguments: ["worker"])
         return options
-    }
-
-    /// The path of this executable, to start workers from.
-    static func executablePath() -> String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
     struct Report: Encodable {

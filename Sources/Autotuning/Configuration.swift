@@ -11,6 +11,11 @@ public struct Configuration: Hashable, Sendable, Codable, CustomStringConvertibl
 
     public subscript(_ name: String) -> Int? { values[name] }
 
+    /// The parameters as OpenCL build options, in name order: `-DMR=6 -DNR=16`.
+    public var defines: String {
+        values.sorted { $0.key < $1.key }.map { "-D\($0.key)=\($0.value)" }.joined(separator: " ")
+    }
+
     /// `variant(A=1 B=2)` with parameters in name order.
     public var description: String {
         "\(variant)(" + values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + ")"

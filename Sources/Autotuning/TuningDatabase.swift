@@ -225,7 +225,7 @@ public struct TuningDatabase: Sendable {
     }
 
     /// The sum over paired sizes of |log a - log b|, sizes below 1 counting as 1.
-    static func distance(_ a: [Int], _ b: [Int]) -> Double {
+    public static func distance(_ a: [Int], _ b: [Int]) -> Double {
         zip(a, b).reduce(0) { sum, pair in
             sum + abs(log(Double(max(pair.0, 1))) - log(Double(max(pair.1, 1))))
         }

@@ -95,7 +95,7 @@ public final class BandwidthHarness: KernelHarness {
             partial = try DeviceBuffer<Float>(context, count: groups)
             try partial!.fill(.nan)
         }
-        let options = v.sorted { $0.key < $1.key }.map { "-D\($0.key)=\($0.value)" }.joined(separator: " ")
+        let options = configuration.defines
         let event = try family.core.serialized {
             try family.core.kernel("read_sum", options: options).launch(on: context.queue, global: [items], local: [v["LOCAL"]!],
                                                                         arguments: [input, partial!])
@@ -117,20 +117,17 @@ public final class BandwidthHarness: KernelHarness {
     public func baselines() -> [Baseline] {
         [Baseline(name: "host-read") { repetitions in
             var sum = 0.0
-            var times: [Double] = []
-            for _ in 0..<max(repetitions, 1) {
-                times.append(Self.time {
-                    sum = self.host.withUnsafeBufferPointer { buffer in
-                        var acc = SIMD16<Float>()
-                        let vectors = buffer.count / 16
-                        buffer.baseAddress!.withMemoryRebound(to: SIMD16<Float>.self, capacity: vectors) { p in
-                            for i in 0..<vectors { acc += p[i] }
-                        }
-                        return Double(acc.sum())
+            let seconds = Self.medianTime(repetitions: repetitions) {
+                sum = self.host.withUnsafeBufferPointer { buffer in
+                    var acc = SIMD16<Float>()
+                    let vectors = buffer.count / 16
+                    buffer.baseAddress!.withMemoryRebound(to: SIMD16<Float>.self, capacity: vectors) { p in
+                        for i in 0..<vectors { acc += p[i] }
                     }
-                })
+                    return Double(acc.sum())
+                }
             }
-            return Baseline.Result(seconds: median(times), check: Check(maxAbsError: abs(sum - self.total), tolerance: Double(self.host.count) * 1e-7 * 3))
+            return Baseline.Result(seconds: seconds, check: Check(maxAbsError: abs(sum - self.total), tolerance: Double(self.host.count) * 1e-7 * 3))
         }]
     }
 }

@@ -77,7 +77,7 @@ extension KernelFamily {
     public func configuration(for problem: Problem) -> (Configuration, ConfigurationSource) {
         let key = Self.key(problem)
         if let (entry, exact) = database.lookup(key), violations(of: entry.config, for: problem).isEmpty,
-           exact || Self.distance(entry.key.sizes, key.sizes) <= Self.nearestDistanceLimit {
+           exact || TuningDatabase.distance(entry.key.sizes, key.sizes) <= Self.nearestDistanceLimit {
             return (entry.config, exact ? .tuned : .nearest)
         }
         let candidates = defaults(for: problem)
@@ -90,11 +90,6 @@ extension KernelFamily {
     /// memory-bound matrix-vector product) it may not share. Farther problems get the family's defaults, which
     /// are chosen by shape.
     public static var nearestDistanceLimit: Double { log(8) }
-
-    /// Sum over sizes of |log a - log b| (sizes below 1 count as 1).
-    static func distance(_ a: [Int], _ b: [Int]) -> Double {
-        zip(a, b).reduce(0) { $0 + abs(log(Double(max($1.0, 1))) - log(Double(max($1.1, 1)))) }
-    }
 
     /// The constraints `configuration` violates on this device for `problem` (empty when valid).
     public func violations(of configuration: Configuration, for problem: Problem) -> [String] {

@@ -16,6 +16,11 @@ public struct Check: Sendable, Equatable {
 
     public var passed: Bool { maxAbsError <= tolerance }
 
+    /// The check with the largest error among `checks` (nil for none).
+    public static func worst(_ checks: [Check]) -> Check? {
+        checks.max { !($0.maxAbsError >= $1.maxAbsError) }
+    }
+
     /// The largest |got - want| (NaN or infinity anywhere in `got` gives infinity).
     public static func maxAbsError(_ got: [Float], _ want: [Float]) -> Double {
         var worst = 0.0
@@ -75,6 +80,13 @@ extension KernelHarness {
         return Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
     }
 
+    /// The median wall-clock seconds of `repetitions` (at least 1) runs of `body`: how a baseline on the host is timed.
+    public static func medianTime(repetitions: Int, _ body: () throws -> Void) rethrows -> Double {
+        var times: [Double] = []
+        for _ in 0..<max(repetitions, 1) { times.append(try time(body)) }
+        return median(times)
+    }
+
     /// Measures one configuration (or the dispatcher's choice).
     ///
     /// The outputs are poisoned first; the first call builds the kernels (from the program cache when built
@@ -102,7 +114,7 @@ extension KernelHarness {
             _ = try self.launch(chosen)
             try context.queue.finish()
             let last = try self.check()
-            if !(last.maxAbsError <= check.maxAbsError) { check = last }
+            check = Check.worst([check, last])!
             return KernelMeasurement(configuration: chosen, source: source, seconds: median(wall), deviceSeconds: median(device), check: check,
                                peakDeviceBytes: context.memory.peakBytes, firstCallSeconds: firstCall, work: work)
         }

@@ -160,7 +160,7 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
     static func buildOptions(_ configuration: Configuration, problem: GEMMProblem) -> String {
         var options = ["-DPRECISION=\(problem.precision.define)", "-DTRANSA=\(problem.layout.transposeA ? 1 : 0)",
                        "-DTRANSB=\(problem.layout.transposeB ? 1 : 0)", "-DGEMM_ONLY", "-DGEMM_\(configuration.variant.uppercased())"]
-        options += configuration.values.sorted { $0.key < $1.key }.map { "-D\($0.key)=\($0.value)" }
+        options.append(configuration.defines)
         return options.joined(separator: " ")
     }
 

@@ -93,11 +93,8 @@ public final class GEMMHarness: KernelHarness {
         let a = GEMMReference.HostMatrix(hostA, leadingDimension: problem.storedA.columns, batchStride: problem.storedA.rows * problem.storedA.columns)
         let b = GEMMReference.HostMatrix(hostB, leadingDimension: problem.storedB.columns, batchStride: problem.storedB.rows * problem.storedB.columns)
         GEMMReference.gemm(problem, alpha: 1, a: a, b: b, beta: 0, c: &output)  // warm-up
-        var times: [Double] = []
-        for _ in 0..<max(repetitions, 1) {
-            times.append(Self.time { GEMMReference.gemm(problem, alpha: 1, a: a, b: b, beta: 0, c: &output) })
-        }
-        return (median(times), output.values)
+        let seconds = Self.medianTime(repetitions: repetitions) { GEMMReference.gemm(problem, alpha: 1, a: a, b: b, beta: 0, c: &output) }
+        return (seconds, output.values)
     }
 }
 

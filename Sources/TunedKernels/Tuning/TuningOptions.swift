@@ -14,8 +14,12 @@ public struct TuningOptions: Sendable {
         /// Workers are this program, started with ``TuningWorker/argument``: its `main` must call
         /// ``TuningWorker/serveIfRequested(_:)`` first.
         public static var thisExecutable: Isolation {
-            let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-            return .process(executable: path, arguments: [TuningWorker.argument])
+            .process(executable: executablePath, arguments: [TuningWorker.argument])
+        }
+
+        /// The path of this process's executable, to start workers from.
+        public static var executablePath: String {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         }
     }
 

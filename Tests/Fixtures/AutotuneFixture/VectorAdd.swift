@@ -78,7 +78,7 @@ final class VectorAdd: KernelFamily, @unchecked Sendable {
         func launch(_ configuration: Configuration?) throws -> KernelLaunch {
             let (configuration, source) = try family.resolve(configuration, for: problem)
             let v = configuration.values
-            let options = v.sorted { $0.key < $1.key }.map { "-D\($0.key)=\($0.value)" }.joined(separator: " ")
+            let options = configuration.defines
             let perItem = v["WPT"]! * v["VW"]!
             let items = (problem.n + perItem - 1) / perItem
             let local = v["LOCAL"]!
@@ -96,11 +96,8 @@ final class VectorAdd: KernelFamily, @unchecked Sendable {
         func baselines() -> [Baseline] {
             [Baseline(name: "swift") { repetitions in
                 var out = [Float](repeating: 0, count: self.problem.n)
-                var times: [Double] = []
-                for _ in 0..<repetitions {
-                    times.append(Self.time { for i in out.indices { out[i] = self.hostA[i] + self.hostB[i] } })
-                }
-                return Baseline.Result(seconds: median(times), check: Check(maxAbsError: Check.maxAbsError(out, self.reference), tolerance: 0))
+                let seconds = Self.medianTime(repetitions: repetitions) { for i in out.indices { out[i] = self.hostA[i] + self.hostB[i] } }
+                return Baseline.Result(seconds: seconds, check: Check(maxAbsError: Check.maxAbsError(out, self.reference), tolerance: 0))
             }]
         }
     }
