@@ -17,8 +17,8 @@
  * Common defines: TRANSA, TRANSB in {0,1} (default 0).
  * Each build compiles only its variant's kernels: the host passes -DGEMM_ONLY
  * and one of -DGEMM_XGEMM (xgemm, gemm_splitk_reduce), -DGEMM_DIRECT,
- * -DGEMM_PACKED (pack_a, pack_b, gemm_packed), -DGEMM_GEMV (gemv,
- * gemm_splitk_reduce). Without
+ * -DGEMM_PACKED (pack_a, pack_b, gemm_packed), -DGEMM_PACKB (pack_b,
+ * gemm_packb), -DGEMM_GEMV (gemv, gemv_stream, gemm_splitk_reduce). Without
  * GEMM_ONLY every kernel is compiled.
  *
  * ---------------------------------------------------------------------------
@@ -569,35 +569,34 @@ __kernel void pack_b(const int N, const int K,
   }
 }
 
-/* micro-kernel: acc[MR][PK_NV] += Apanel[k0..k0+kn) * Bpanel[k0..k0+kn) */
-#define PK_KSTEP(ap, bp)                                                     \
+/* micro-kernel: acc[MR][PK_NV] += A(r, k) * Bpanel[k][..] for k in [0, kn) of the current K block.
+   AV(r, k) is the tile's A element (row r of the tile, k relative to the block); bp0 is the B panel at the
+   block's first k. */
+#define PK_KSTEP(AV, k, bp)                                                  \
   {                                                                          \
     PK_VT bv[PK_NV];                                                         \
     _Pragma("unroll")                                                        \
     for (int v = 0; v < PK_NV; ++v) bv[v] = FLOAD(VW, (bp), v * VW);         \
     _Pragma("unroll")                                                        \
     for (int r = 0; r < MR; ++r) {                                           \
-      const PK_VT a = (PK_VT)((ap)[r]);                                      \
+      const PK_VT a = (PK_VT)(AV(r, k));                                     \
       _Pragma("unroll")                                                      \
       for (int v = 0; v < PK_NV; ++v) acc[r][v] = MADD(a, bv[v], acc[r][v]); \
     }                                                                        \
   }
-#define PK_KLOOP(ap0, bp0, kn)                                               \
+#define PK_KLOOP(AV, bp0, kn)                                                \
   {                                                                          \
-    const __global float* ap = (ap0);                                        \
     const __global float* bp = (bp0);                                        \
     int kk = 0;                                                              \
     for (; kk + PKU <= (kn); kk += PKU) {                                    \
       _Pragma("unroll")                                                      \
       for (int u = 0; u < PKU; ++u) {                                        \
-        PK_KSTEP(ap + u * MR, bp + u * NR)                                   \
+        PK_KSTEP(AV, kk + u, bp + u * NR)                                    \
       }                                                                      \
-      ap += PKU * MR;                                                        \
       bp += PKU * NR;                                                        \
     }                                                                        \
     for (; kk < (kn); ++kk) {                                                \
-      PK_KSTEP(ap, bp)                                                       \
-      ap += MR;                                                              \
+      PK_KSTEP(AV, kk, bp)                                                   \
       bp += NR;                                                              \
     }                                                                        \
   }
@@ -653,7 +652,55 @@ __kernel void pack_b(const int N, const int K,
   #define PK_BLOCKED 0
 #endif
 
+/* Every C tile of the work-item over all of K. TILE_A(i) declares, for tile row pm0 + i and the K block
+   starting at kb, what AV(r, k) reads. With K blocking (KC > 0, several tiles), each KC x NR block of B is
+   used by all the work-item's tiles while it is in cache, and the C tiles wait in a private float buffer
+   between blocks. */
+#if PK_BLOCKED
+#define PK_BODY(TILE_A, AV)                                                  \
+  float cb[TM * TN * MR * NR];                                               \
+  for (int kb = 0; kb < K; kb += KC) {                                       \
+    const int kn = min(KC, K - kb);                                          \
+    for (int j = 0; j < tnn; ++j) {                                          \
+      for (int i = 0; i < tmn; ++i) {                                        \
+        float* cbt = cb + (j * TM + i) * (MR * NR);                          \
+        TILE_A(i)                                                            \
+        PK_VT acc[MR][PK_NV];                                                \
+        for (int r = 0; r < MR; ++r)                                         \
+          for (int v = 0; v < PK_NV; ++v)                                    \
+            acc[r][v] = kb == 0 ? (PK_VT)(0.0f) : PLOAD(VW, cbt, r * NR + v * VW); \
+        PK_KLOOP(AV, Bp + ((long)(pn0 + j) * K + kb) * NR, kn)               \
+        if (kb + KC >= K) {                                                  \
+          PK_STORE(pm0 + i, pn0 + j)                                         \
+        } else {                                                             \
+          for (int r = 0; r < MR; ++r)                                       \
+            for (int v = 0; v < PK_NV; ++v)                                  \
+              PSTORE(VW, cbt, r * NR + v * VW, acc[r][v])                    \
+        }                                                                    \
+      }                                                                      \
+    }                                                                        \
+  }
+#else
+#define PK_BODY(TILE_A, AV)                                                  \
+  const int kb = 0;                                                          \
+  for (int j = 0; j < tnn; ++j) {                                            \
+    for (int i = 0; i < tmn; ++i) {                                          \
+      TILE_A(i)                                                              \
+      PK_VT acc[MR][PK_NV];                                                  \
+      for (int r = 0; r < MR; ++r)                                           \
+        for (int v = 0; v < PK_NV; ++v)                                      \
+          acc[r][v] = (PK_VT)(0.0f);                                         \
+      PK_KLOOP(AV, Bp + (long)(pn0 + j) * K * NR, K)                         \
+      PK_STORE(pm0 + i, pn0 + j)                                             \
+    }                                                                        \
+  }
+#endif
+
 #if !defined(GEMM_ONLY) || defined(GEMM_PACKED)
+/* A's panel of tile row pm0 + i at block kb */
+#define PK_TILE_PACKED(i) const __global float* apan = Ap + ((long)(pm0 + (i)) * K + kb) * MR;
+#define PK_AV_PACKED(r, k) apan[(k) * MR + (r)]
+
 __kernel __attribute__((reqd_work_group_size(PLN, PLM, 1)))
 void gemm_packed(const int M, const int N, const int K,
                           const float alpha, const float beta,
@@ -662,58 +709,41 @@ void gemm_packed(const int M, const int N, const int K,
 {
   PK_TILES
   Ap += (long)b * npm * MR * K;
-
-#if PK_BLOCKED
-  float cb[TM * TN * MR * NR];
-  for (int kb = 0; kb < K; kb += KC) {
-    const int kn = min(KC, K - kb);
-    for (int j = 0; j < tnn; ++j) {
-      for (int i = 0; i < tmn; ++i) {
-        float* cbt = cb + (j * TM + i) * (MR * NR);
-        PK_VT acc[MR][PK_NV];
-        if (kb == 0) {
-          for (int r = 0; r < MR; ++r)
-            for (int v = 0; v < PK_NV; ++v)
-              acc[r][v] = (PK_VT)(0.0f);
-        } else {
-          for (int r = 0; r < MR; ++r)
-            for (int v = 0; v < PK_NV; ++v)
-              acc[r][v] = PLOAD(VW, cbt, r * NR + v * VW);
-        }
-        PK_KLOOP(Ap + ((long)(pm0 + i) * K + kb) * MR,
-                 Bp + ((long)(pn0 + j) * K + kb) * NR, kn)
-        if (kb + KC >= K) {
-          PK_STORE(pm0 + i, pn0 + j)
-        } else {
-          for (int r = 0; r < MR; ++r)
-            for (int v = 0; v < PK_NV; ++v)
-              PSTORE(VW, cbt, r * NR + v * VW, acc[r][v])
-        }
-      }
-    }
-  }
-#else
-  for (int j = 0; j < tnn; ++j) {
-    for (int i = 0; i < tmn; ++i) {
-      PK_VT acc[MR][PK_NV];
-      for (int r = 0; r < MR; ++r)
-        for (int v = 0; v < PK_NV; ++v)
-          acc[r][v] = (PK_VT)(0.0f);
-      PK_KLOOP(Ap + (long)(pm0 + i) * K * MR, Bp + (long)(pn0 + j) * K * NR, K)
-      PK_STORE(pm0 + i, pn0 + j)
-    }
-  }
-#endif
+  PK_BODY(PK_TILE_PACKED, PK_AV_PACKED)
 }
 #endif /* gemm_packed */
 
 /*
  * 4b. gemm_packb: the packed micro-kernel on B's panels and A as stored (not packed): for a
  *   small N, packing A would cost about as much as the arithmetic. Defines as for gemm_packed
- *   (no KC: no K blocking). A's rows beyond M are read clamped and not stored.
+ *   but no KC (K blocking across tiles breaks the streaming of A's rows), and
+ *   PAC(0): 0 = the micro-kernel reads A as stored; > 0 (a multiple of 16) = each tile converts
+ *   its MR rows of A to fp32, PAC values of k at a time, into a private buffer that the
+ *   micro-kernel broadcasts from (on a CPU: vector loads and conversions of A, and broadcasts
+ *   from memory that leave the FMA pipes to the FMAs).
+ *   A's rows beyond M are read clamped and not stored.
  *   NDRanges: pack_b as above; gemm_packb as gemm_packed.
  */
 #if !defined(GEMM_ONLY) || defined(GEMM_PACKB)
+#ifndef PAC
+#define PAC 0
+#endif
+/* the rows of A of tile row pm0 + i, clamped to M - 1 */
+#define PK_TILE_STORED(i)                                                    \
+  int arow[MR];                                                              \
+  for (int r = 0; r < MR; ++r) arow[r] = min((pm0 + (i)) * MR + r, M - 1);
+#define PK_AV_STORED(r, k) LOADF1(A, A_IDX(arow[r], kb + (k)))
+#if TRANSA == 0
+  #define PK_AV_STAGED(r, k) abuf[(r) * PAC + (k)]
+#else
+  #define PK_AV_STAGED(r, k) abuf[(k) * MR + (r)]
+#endif
+#if MR == 2 || MR == 4 || MR == 8 || MR == 16
+  #define PK_STAGE_MR_VECTOR 1
+#else
+  #define PK_STAGE_MR_VECTOR 0
+#endif
+
 __kernel __attribute__((reqd_work_group_size(PLN, PLM, 1)))
 void gemm_packb(const int M, const int N, const int K,
                 const float alpha, const float beta,
@@ -723,42 +753,50 @@ void gemm_packb(const int M, const int N, const int K,
 {
   PK_TILES
   A += offA + b * strideA;
+#if PAC > 0
+  float abuf[MR * PAC];
   for (int j = 0; j < tnn; ++j) {
     for (int i = 0; i < tmn; ++i) {
-      const int mb = (pm0 + i) * MR;
-      int arow[MR];
-      for (int r = 0; r < MR; ++r) arow[r] = min(mb + r, M - 1);
+      PK_TILE_STORED(i)
       PK_VT acc[MR][PK_NV];
       for (int r = 0; r < MR; ++r)
         for (int v = 0; v < PK_NV; ++v)
           acc[r][v] = (PK_VT)(0.0f);
-      const __global float* bp = Bp + (long)(pn0 + j) * K * NR;
-      int k = 0;
-      for (; k + PKU <= K; k += PKU) {
-        _Pragma("unroll")
-        for (int u = 0; u < PKU; ++u) {
-          PK_VT bv[PK_NV];
-          _Pragma("unroll")
-          for (int v = 0; v < PK_NV; ++v) bv[v] = FLOAD(VW, bp, (k + u) * NR + v * VW);
-          _Pragma("unroll")
-          for (int r = 0; r < MR; ++r) {
-            const PK_VT a = (PK_VT)(LOADF1(A, A_IDX(arow[r], k + u)));
+      for (int kb = 0; kb < K; kb += PAC) {
+        const int kn = min(PAC, K - kb);
+        /* stage A(tile rows, kb..kb+kn) as fp32: vectors along A's contiguous dimension where they fit */
+#if TRANSA == 0
+        if (kn == PAC) {
+          for (int r = 0; r < MR; ++r)
             _Pragma("unroll")
-            for (int v = 0; v < PK_NV; ++v) acc[r][v] = MADD(a, bv[v], acc[r][v]);
-          }
+            for (int c = 0; c < PAC; c += 16)
+              FSTORE(16, abuf, r * PAC + c, LOADF(16, A, A_IDX(arow[r], kb + c)));
+        } else {
+          for (int r = 0; r < MR; ++r)
+            for (int c = 0; c < kn; ++c)
+              abuf[r * PAC + c] = LOADF1(A, A_IDX(arow[r], kb + c));
         }
-      }
-      for (; k < K; ++k) {
-        PK_VT bv[PK_NV];
-        for (int v = 0; v < PK_NV; ++v) bv[v] = FLOAD(VW, bp, k * NR + v * VW);
-        for (int r = 0; r < MR; ++r) {
-          const PK_VT a = (PK_VT)(LOADF1(A, A_IDX(arow[r], k)));
-          for (int v = 0; v < PK_NV; ++v) acc[r][v] = MADD(a, bv[v], acc[r][v]);
+#else
+#if PK_STAGE_MR_VECTOR
+        if (arow[MR - 1] == arow[0] + MR - 1) {
+          for (int c = 0; c < kn; ++c)
+            FSTORE(MR, abuf, c * MR, LOADF(MR, A, A_IDX(arow[0], kb + c)));
+        } else
+#endif
+        {
+          for (int c = 0; c < kn; ++c)
+            for (int r = 0; r < MR; ++r)
+              abuf[c * MR + r] = LOADF1(A, A_IDX(arow[r], kb + c));
         }
+#endif
+        PK_KLOOP(PK_AV_STAGED, Bp + ((long)(pn0 + j) * K + kb) * NR, kn)
       }
       PK_STORE(pm0 + i, pn0 + j)
     }
   }
+#else
+  PK_BODY(PK_TILE_STORED, PK_AV_STORED)
+#endif
 }
 #endif /* gemm_packb */
 #endif /* packed, packb */

@@ -17,8 +17,12 @@ import TunedKernels
         Configuration(variant: "direct", ["WPTM": 4, "WPTN": 4, "DLOCALM": 4, "DLOCALN": 8, "DKU": 4]),
         Configuration(variant: "direct", ["WPTM": 1, "WPTN": 1, "DLOCALM": 1, "DLOCALN": 1, "DKU": 1]),
         Configuration(variant: "gemv", ["GVW": 8, "GNV": 2, "GMR": 4, "GLN": 8, "KSPLIT": 4, "GSTREAM": 0, "GCR": 1, "GRB": 1]),
-        Configuration(variant: "packb", ["MR": 6, "NR": 16, "VW": 8, "TM": 2, "TN": 2, "PLM": 2, "PLN": 1, "PKU": 4]),
-        Configuration(variant: "packb", ["MR": 4, "NR": 64, "VW": 16, "TM": 16, "TN": 1, "PLM": 1, "PLN": 1, "PKU": 4]),
+        Configuration(variant: "packb", ["MR": 6, "NR": 16, "VW": 8, "PAC": 0, "TM": 2, "TN": 2, "PLM": 2, "PLN": 1, "PKU": 4]),
+        Configuration(variant: "packb", ["MR": 4, "NR": 64, "VW": 16, "PAC": 0, "TM": 16, "TN": 1, "PLM": 1, "PLN": 1, "PKU": 4]),
+        // A staged as fp32: vectors along K (nn, nt) or along M (tn, tt: MR a power of two; scalar with MR 6),
+        // chunks that do not divide K.
+        Configuration(variant: "packb", ["MR": 4, "NR": 32, "VW": 16, "PAC": 16, "TM": 4, "TN": 1, "PLM": 1, "PLN": 1, "PKU": 4]),
+        Configuration(variant: "packb", ["MR": 6, "NR": 8, "VW": 4, "PAC": 32, "TM": 2, "TN": 2, "PLM": 1, "PLN": 2, "PKU": 2]),
     ]
 
     /// The decoding variant on its own shapes: M of 1, 2 and 7, odd N and K, every layout, both precisions,

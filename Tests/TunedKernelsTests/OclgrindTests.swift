@@ -53,7 +53,9 @@ import Testing
         (#"{"variant":"gemv","GVW":4,"GNV":2,"GMR":2,"GLN":8,"KSPLIT":4,"GSTREAM":0,"GCR":1,"GRB":1}"#, "3x19x23", "half", "nn"),
         (#"{"variant":"gemv","GVW":8,"GNV":2,"GMR":1,"GLN":1,"KSPLIT":1,"GSTREAM":0,"GCR":1,"GRB":1}"#, "2x7x21", "single", "nt"),
         (#"{"variant":"gemv","GVW":4,"GNV":1,"GMR":2,"GLN":1,"KSPLIT":4,"GSTREAM":1,"GCR":2,"GRB":4}"#, "3x19x23", "half", "tn"),
-        (#"{"variant":"packb","MR":6,"NR":16,"VW":8,"TM":2,"TN":2,"PLM":2,"PLN":1,"PKU":4}"#, "19x23x17", "half", "tn"),
+        (#"{"variant":"packb","MR":6,"NR":16,"VW":8,"PAC":0,"TM":2,"TN":2,"PLM":2,"PLN":1,"PKU":4}"#, "19x23x17", "half", "tn"),
+        (#"{"variant":"packb","MR":4,"NR":16,"VW":8,"PAC":16,"TM":2,"TN":1,"PLM":1,"PLN":2,"PKU":4}"#, "19x23x37", "half", "nn"),
+        (#"{"variant":"packb","MR":4,"NR":8,"VW":4,"PAC":16,"TM":2,"TN":2,"PLM":2,"PLN":1,"PKU":2}"#, "19x23x37", "single", "tt"),
     ]
 
     @Test(arguments: cases.indices)

@@ -131,11 +131,13 @@ public enum GEMMSpace {
     static func packb(limits: DeviceLimits) -> SearchSpace {
         let parameters = [
             Parameter("MR", [2, 4, 6, 8, 12, 16]), Parameter("NR", [8, 16, 24, 32, 64]), Parameter("VW", [4, 8, 16]),
-            Parameter("TM", [1, 2, 4, 8, 16]), Parameter("TN", [1, 2, 4]),
+            Parameter("PAC", [0, 16, 32, 64, 128, 256]), Parameter("TM", [1, 2, 4, 8, 16]), Parameter("TN", [1, 2, 4]),
             Parameter("PLM", [1, 2, 4]), Parameter("PLN", [1, 2, 4]), Parameter("PKU", [1, 2, 4, 8]),
         ]
         let constraints = [
             .divides("NR % VW == 0", ["NR", "VW"], { $0["NR"]! }, { $0["VW"]! }),
+            // The staged rows of A are a private buffer of MR*PAC floats.
+            Constraint("staged A: MR*PAC <= \(packedPrivateFloats) floats", ["MR", "PAC"]) { $0["MR"]! * $0["PAC"]! <= packedPrivateFloats },
             Constraint("pack work-group of 64 fits the device", ["MR"]) { _ in limits.maxWorkGroupSize >= 64 && (limits.maxWorkItemSizes.first ?? 0) >= 64 },
         ] + limits.workGroupConstraints(["PLM", "PLN"]) { ($0["PLN"]!, $0["PLM"]!) }
         return SearchSpace(variant: GEMMVariant.packb.rawValue, parameters: parameters, constraints: constraints)
