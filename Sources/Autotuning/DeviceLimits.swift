@@ -7,18 +7,23 @@ public struct DeviceLimits: Sendable, Hashable {
     public var maxWorkItemSizes: [Int]
     public var localMemoryBytes: Int
     public var supportsHalf: Bool
+    /// Floats per native vector register (``Device/nativeFloatVectorWidth``); defaults size their tiles by it.
+    public var nativeFloatVectorWidth: Int
 
-    public init(kind: Device.Kind, maxWorkGroupSize: Int, maxWorkItemSizes: [Int], localMemoryBytes: Int, supportsHalf: Bool) {
+    public init(kind: Device.Kind, maxWorkGroupSize: Int, maxWorkItemSizes: [Int], localMemoryBytes: Int, supportsHalf: Bool,
+                nativeFloatVectorWidth: Int = 1) {
         self.kind = kind
         self.maxWorkGroupSize = maxWorkGroupSize
         self.maxWorkItemSizes = maxWorkItemSizes
         self.localMemoryBytes = localMemoryBytes
         self.supportsHalf = supportsHalf
+        self.nativeFloatVectorWidth = nativeFloatVectorWidth
     }
 
     public init(_ device: Device) {
         self.init(kind: device.kind, maxWorkGroupSize: device.maxWorkGroupSize, maxWorkItemSizes: device.maxWorkItemSizes,
-                  localMemoryBytes: device.localMemoryBytes, supportsHalf: device.supportsHalf)
+                  localMemoryBytes: device.localMemoryBytes, supportsHalf: device.supportsHalf,
+                  nativeFloatVectorWidth: device.nativeFloatVectorWidth)
     }
 
     /// Constraints that a work-group of `local(values)` = (dimension 0, dimension 1) fits the device.

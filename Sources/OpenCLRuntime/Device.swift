@@ -31,6 +31,9 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
     public let maxWorkGroupSize: Int
     public let maxWorkItemSizes: [Int]
     public let extensions: Set<String>
+    /// `CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT`: floats per native vector register (PoCL: 16 with AVX-512, 8 with
+    /// AVX2; GPUs: usually 1).
+    public let nativeFloatVectorWidth: Int
 
     /// Whether the device does arithmetic on `half` (`cl_khr_fp16`). Every device can store fp16
     /// through `vload_half`/`vstore_half`.
@@ -73,6 +76,7 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
                       "clGetDeviceInfo(CL_DEVICE_MAX_WORK_ITEM_SIZES)")
         }
         maxWorkItemSizes = sizes
+        nativeFloatVectorWidth = Int(try Device.value(id, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, "CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT") as cl_uint)
         let extensionList = try Device.string(id, CL_DEVICE_EXTENSIONS, "CL_DEVICE_EXTENSIONS")
         extensions = Set(extensionList.split(separator: " ").map(String.init))
     }

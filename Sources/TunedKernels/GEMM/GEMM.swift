@@ -77,7 +77,7 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
     }
 
     public func defaults(for problem: GEMMProblem) -> [Configuration] {
-        GEMMDefaults.configurations(for: problem, kind: limits.kind)
+        GEMMDefaults.configurations(for: problem, limits: limits)
     }
 
     public func harness(_ problem: GEMMProblem, seed: UInt64) throws -> GEMMHarness {

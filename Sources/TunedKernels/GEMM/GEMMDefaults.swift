@@ -27,26 +27,34 @@ enum GEMMDefaults {
     /// GPU: neighbouring work-items read neighbouring vectors (coalesced), split-K for parallelism.
     static let gemvGPU = Configuration(variant: "gemv", ["GVW": 2, "GNV": 1, "GMR": 1, "GLN": 128, "KSPLIT": 4, "GSTREAM": 0, "GCR": 1, "GRB": 1])
 
-    /// A small N on a CPU: B's panels only, A read as stored (measured here on 4096x64x4096 half: 138 GFLOP/s,
-    /// 0.92 of OpenBLAS, against 89 for the best packed configuration). fp16 A stored M x K is staged as fp32,
-    /// 64 values of k at a time (PAC), for the micro-kernel to broadcast from memory (the same shape: 203-209
-    /// GFLOP/s against 140 without); fp32 A is broadcast from memory as stored, and A stored K x M ran no faster
-    /// staged.
-    static func packbCPU(_ problem: GEMMProblem) -> Configuration {
+    /// B's panels only, A read as stored, on a CPU: the default for a small N, where packing A would cost about as
+    /// much as the arithmetic (measured here on 4096x64x4096 half: 138 GFLOP/s against 89 for the best packed
+    /// configuration), and for every large shape on a CPU with 16-float vectors (AVX-512: 1024^3 to 2048^3 at
+    /// 190-218 GFLOP/s against 173-200 for the packed default).
+    ///
+    /// - fp16 A stored M x K is staged as fp32, 64 values of k at a time (PAC), for the micro-kernel to broadcast
+    ///   from memory (4096x64x4096 half: 203-209 GFLOP/s against 140 without); fp32 A is broadcast from memory as
+    ///   stored, and A stored K x M ran no faster staged.
+    /// - The micro-tile fits the registers: 4 x 64 with 16-float vectors (16 of 32 vector registers), else the
+    ///   packed default's 4 x 24 with 8-float vectors (12 of 16 with AVX2).
+    static func packbCPU(_ problem: GEMMProblem, limits: DeviceLimits) -> Configuration {
         let stage = problem.precision == .half && !problem.layout.transposeA
-        return Configuration(variant: "packb", ["MR": 4, "NR": 64, "VW": 16, "PAC": stage ? 64 : 0, "TM": 16, "TN": 1, "PLM": 1, "PLN": 1, "PKU": 4])
+        let wide = limits.nativeFloatVectorWidth >= 16
+        return Configuration(variant: "packb", ["MR": 4, "NR": wide ? 64 : 24, "VW": wide ? 16 : 8, "PAC": stage ? 64 : 0,
+                                                "TM": 16, "TN": 1, "PLM": 1, "PLN": 1, "PKU": 4])
     }
 
     /// Candidates in order of preference; the dispatcher takes the first that is valid on the device.
-    static func configurations(for problem: GEMMProblem, kind: Device.Kind) -> [Configuration] {
+    static func configurations(for problem: GEMMProblem, limits: DeviceLimits) -> [Configuration] {
         let (m, n, k) = (problem.m, problem.n, problem.k)
+        let kind = limits.kind
         var candidates: [Configuration] = []
         if m <= 8 && n >= 256 && k >= 256 {
             var gemv = kind != .cpu ? gemvGPU : problem.layout.transposeB ? gemvCPUTransposedB : gemvCPU
             gemv.values["GMR"] = m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8
             candidates.append(gemv)
         } else if kind == .cpu && n <= 128 && m >= 256 && k >= 256 {
-            candidates.append(packbCPU(problem))
+            candidates.append(packbCPU(problem, limits: limits))
         } else if m * n <= 128 * 128 && k >= 1024 && k >= 16 * max(m, n) {
             var splitK = xgemmGPU
             splitK.values["KSPLIT"] = 8
@@ -55,7 +63,11 @@ enum GEMMDefaults {
         } else if m * n * k <= 64 * 64 * 64 {
             candidates.append(directSmall)
         }
-        candidates += kind == .cpu ? [packedCPU, xgemmGPU] : [xgemmGPU, packedCPU]
+        if kind == .cpu {
+            candidates += (limits.nativeFloatVectorWidth >= 16 ? [packbCPU(problem, limits: limits)] : []) + [packedCPU, xgemmGPU]
+        } else {
+            candidates += [xgemmGPU, packedCPU]
+        }
         return candidates + [directSmall, safest]
     }
 }

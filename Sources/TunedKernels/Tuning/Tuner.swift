@@ -200,8 +200,8 @@ public final class Tuner<Family: KernelFamily> {
     }
 
     /// The configuration the dispatcher would choose with the device's database and the output file (its tuned
-    /// entry, else the nearest tuned, else the default), then the best of the nearest tuned problems; with
-    /// `transfer` 0, the device default alone.
+    /// entry, else the nearest tuned, else the default), the family's default, then the best of the nearest tuned
+    /// problems; with `transfer` 0, the device default alone.
     func seeds(_ problem: Family.Problem, key: TuningKey, space: TuningSpace) throws -> [Candidate] {
         var configurations: [Configuration] = []
         let valid = { (configuration: Configuration) in self.family.violations(of: configuration, for: problem).isEmpty }
@@ -211,6 +211,9 @@ public final class Tuner<Family: KernelFamily> {
             // The dispatcher's choice with the output file in the database too.
             let dispatcher = try Family(core: FamilyCore(context: family.context, database: database, source: Family.kernelSource))
             configurations = [dispatcher.configuration(for: problem).0]
+            // The family's default too: a tuned or nearest entry from an older build or another shape class must
+            // not keep the search from the configuration a call would get without it.
+            configurations += family.defaults(for: problem).first(where: valid).map { [$0] } ?? []
             configurations += database.nearest(key, count: .max).map(\.config).filter(valid).prefix(options.transfer)
         } else if let first = family.defaults(for: problem).first(where: valid) {
             configurations = [first]
