@@ -8,13 +8,17 @@
  *              16          : storage type `real` is half. Only the
  *                            vload_half* / vstore_half*_rte built-ins touch
  *                            the data, so cl_khr_fp16 is NOT required.
+ *              0xBF16      : bfloat16 storage: `real` is ushort, the upper
+ *                            16 bits of an fp32 (loads shift left by 16;
+ *                            stores round to nearest even, NaN stays NaN).
  *
  * Provided:
- *   real                     storage element type (float or half)
+ *   real                     storage element type (float, half or ushort)
  *   FLOATV(W)                float vector type of width W (1 -> float)
  *   LOADF(W, p, i)           W storage elements at p + i  -> FLOATV(W)
  *   STOREF(W, p, i, v)       FLOATV(W) v -> W storage elements at p + i
- *                            (half: round to nearest even)
+ *                            (half, bfloat16: round to nearest even; with
+ *                            bfloat16 it is a statement, not an expression)
  *   LOAD1(p, i), STORE1(p, i, v)   scalar shorthands of the above
  *   FLOAD(W, p, i), FSTORE(W, p, i, v)   same for plain float pointers
  *                            (global/local)
@@ -65,8 +69,51 @@
   #define STOREF4(p, i, v)  vstore4((v), 0, (p) + (i))
   #define STOREF8(p, i, v)  vstore8((v), 0, (p) + (i))
   #define STOREF16(p, i, v) vstore16((v), 0, (p) + (i))
+#elif PRECISION == 0xBF16
+  typedef ushort real;
+  #define USHORTV1 ushort
+  #define USHORTV2 ushort2
+  #define USHORTV4 ushort4
+  #define USHORTV8 ushort8
+  #define USHORTV16 ushort16
+  #define UINTV1 uint
+  #define UINTV2 uint2
+  #define UINTV4 uint4
+  #define UINTV8 uint8
+  #define UINTV16 uint16
+  #define BF16_VLOAD1(p, i) ((p)[(i)])
+  #define BF16_VLOAD2(p, i) vload2(0, (p) + (i))
+  #define BF16_VLOAD4(p, i) vload4(0, (p) + (i))
+  #define BF16_VLOAD8(p, i) vload8(0, (p) + (i))
+  #define BF16_VLOAD16(p, i) vload16(0, (p) + (i))
+  #define BF16_VSTORE1(p, i, v) ((p)[(i)] = (v))
+  #define BF16_VSTORE2(p, i, v) vstore2((v), 0, (p) + (i))
+  #define BF16_VSTORE4(p, i, v) vstore4((v), 0, (p) + (i))
+  #define BF16_VSTORE8(p, i, v) vstore8((v), 0, (p) + (i))
+  #define BF16_VSTORE16(p, i, v) vstore16((v), 0, (p) + (i))
+  /* bits << 16, reinterpreted as float */
+  #define BF16_LOAD(W, p, i) \
+    CL_CAT(as_, FLOATV(W))(CL_CAT(convert_, CL_CAT(UINTV, W))(CL_CAT(BF16_VLOAD, W)(p, i)) << 16)
+  /* round to nearest even on the upper 16 bits; a NaN keeps its upper bits with the quiet bit set */
+  #define BF16_ROUND(W, u) \
+    CL_CAT(convert_, CL_CAT(USHORTV, W))(((u) + (CL_CAT(UINTV, W))(0x7fffu) + (((u) >> 16) & (CL_CAT(UINTV, W))(1u))) >> 16)
+  #define BF16_STORE(W, p, i, v) { \
+    const CL_CAT(UINTV, W) bu_ = CL_CAT(as_, CL_CAT(UINTV, W))(v); \
+    const CL_CAT(UINTV, W) nan_ = (bu_ & (CL_CAT(UINTV, W))(0x7fffffffu)) > (CL_CAT(UINTV, W))(0x7f800000u); \
+    CL_CAT(BF16_VSTORE, W)(p, i, nan_ ? CL_CAT(convert_, CL_CAT(USHORTV, W))((bu_ >> 16) | (CL_CAT(UINTV, W))(0x40u)) \
+                                      : BF16_ROUND(W, bu_)); }
+  #define LOADF1(p, i)  BF16_LOAD(1, p, i)
+  #define LOADF2(p, i)  BF16_LOAD(2, p, i)
+  #define LOADF4(p, i)  BF16_LOAD(4, p, i)
+  #define LOADF8(p, i)  BF16_LOAD(8, p, i)
+  #define LOADF16(p, i) BF16_LOAD(16, p, i)
+  #define STOREF1(p, i, v)  BF16_STORE(1, p, i, v)
+  #define STOREF2(p, i, v)  BF16_STORE(2, p, i, v)
+  #define STOREF4(p, i, v)  BF16_STORE(4, p, i, v)
+  #define STOREF8(p, i, v)  BF16_STORE(8, p, i, v)
+  #define STOREF16(p, i, v) BF16_STORE(16, p, i, v)
 #else
-  #error "PRECISION must be 32 or 16"
+  #error "PRECISION must be 32, 16 or 0xBF16"
 #endif
 
 #define LOADF(W, p, i)     CL_CAT(LOADF, W)(p, i)

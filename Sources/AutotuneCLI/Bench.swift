@@ -29,9 +29,21 @@ struct BenchResult: Encodable {
     var config: Configuration? = nil
     var config_source: String? = nil
     var error: String? = nil
+    /// The errors of the parts of a result (``Check/parts``), null where not finite.
+    var part_errors: [String: Double?]? = nil
+    /// The harness's figures (``KernelHarness/metrics()``), written as keys of the row.
+    var metrics: [String: Double] = [:]
 
     private enum CodingKeys: String, CodingKey {
-        case name, seconds, gflops, bytes, gbps, max_abs_error, tolerance, peak_device_bytes, device_seconds, config, config_source, error
+        case name, seconds, gflops, bytes, gbps, max_abs_error, tolerance, peak_device_bytes, device_seconds, config, config_source, error,
+             part_errors
+    }
+
+    private struct MetricKey: CodingKey {
+        let stringValue: String
+        init(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
     }
 
     /// Like the synthesized encoding, except that a checked row's `max_abs_error` is written as null when the
@@ -50,6 +62,9 @@ struct BenchResult: Encodable {
         try container.encodeIfPresent(config, forKey: .config)
         try container.encodeIfPresent(config_source, forKey: .config_source)
         try container.encodeIfPresent(error, forKey: .error)
+        try container.encodeIfPresent(part_errors, forKey: .part_errors)
+        var extra = encoder.container(keyedBy: MetricKey.self)
+        for (key, value) in metrics.sorted(by: { $0.key < $1.key }) { try extra.encode(value, forKey: MetricKey(stringValue: key)) }
     }
 
     /// Whether the row's result failed its check (NaN, infinity, or beyond the tolerance).
@@ -74,7 +89,13 @@ struct BenchResult: Encodable {
             } else {
                 self.error = self.error ?? "the result holds NaN or infinity"
             }
-            if check.maxAbsError.isFinite && !check.passed { self.error = self.error ?? "error \(check.maxAbsError) above the tolerance \(check.tolerance)" }
+            if !check.parts.isEmpty { part_errors = check.parts.mapValues { $0.maxAbsError.isFinite ? $0.maxAbsError : nil } }
+            if check.maxAbsError.isFinite && !(check.maxAbsError <= check.tolerance) {
+                self.error = self.error ?? "error \(check.maxAbsError) above the tolerance \(check.tolerance)"
+            }
+            for (name, part) in check.parts.sorted(by: { $0.key < $1.key }) where !part.passed {
+                self.error = self.error ?? "\(name): error \(part.maxAbsError) above the tolerance \(part.tolerance)"
+            }
             if !check.passed {
                 // A wrong result has no speed worth showing: its seconds stay, its rates go.
                 gflops = nil
@@ -183,6 +204,7 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
             var result = BenchResult(name: name, seconds: median(runs.map(\.seconds)), work: work, check: worst,
                                      peakDeviceBytes: runs.map(\.peakDeviceBytes).max())
             result.device_seconds = median(runs.map(\.deviceSeconds))
+            result.metrics = last.metrics
             result.config = last.configuration
             result.config_source = row == 0 ? last.source.rawValue : "option"
             results.append(result)
@@ -193,8 +215,10 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
                 results.append(BenchResult(name: baseline.name, seconds: nil, work: work, check: nil, error: error))
             } else {
                 let checks = runs.compactMap(\.check)
-                results.append(BenchResult(name: baseline.name, seconds: median(runs.map(\.seconds)), work: work,
-                                           check: Check.worst(checks)))
+                var result = BenchResult(name: baseline.name, seconds: median(runs.map(\.seconds)), work: work, check: Check.worst(checks),
+                                         peakDeviceBytes: runs.compactMap(\.peakDeviceBytes).max())
+                result.metrics = runs.last!.metrics
+                results.append(result)
             }
         }
         for result in results {
@@ -211,6 +235,11 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
              formatScientific(r.max_abs_error), r.peak_device_bytes.map { format(Double($0) / 1048576, 1) } ?? "-"]
         }))
         for r in results { if let error = r.error { print("note: \(r.name): \(error)") } }
+        for r in results {
+            var figures = (r.part_errors ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key) error \(formatScientific($0.value))" }
+            figures += r.metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4g", $0.value))" }
+            if !figures.isEmpty { print("\(r.name): " + figures.joined(separator: ", ")) }
+        }
         print("config: \(results[0].config.map { "\($0)" } ?? "-") (\(results[0].config_source ?? ""))")
         print("database: \(family.core.origin.summary)")
         for index in extra.indices { print("config-\(index + 1): \(extra[index])") }

@@ -8,6 +8,7 @@ public enum KernelFamilies: FamilyRegistry {
     public static let families: [any KernelFamily.Type] = [
         GEMM.self,
         Bandwidth.self,
+        CutCrossEntropy.self,
     ]
 }
 

@@ -9,16 +9,22 @@ public struct Check: Sendable, Equatable {
     /// The family's tolerance for this problem (one rule, the same in tuning, benchmarks and tests).
     public var tolerance: Double
 
-    public init(maxAbsError: Double, tolerance: Double) {
+    /// Named checks of the parts of a result (a family with several outputs: `"dE"`, `"lse"`...), each against its
+    /// own tolerance; the result passes when this check and every part pass.
+    public var parts: [String: Check]
+
+    public init(maxAbsError: Double, tolerance: Double, parts: [String: Check] = [:]) {
         self.maxAbsError = maxAbsError
         self.tolerance = tolerance
+        self.parts = parts
     }
 
-    public var passed: Bool { maxAbsError <= tolerance }
+    public var passed: Bool { maxAbsError <= tolerance && parts.values.allSatisfy(\.passed) }
 
-    /// The check with the largest error among `checks` (nil for none).
+    /// The check with the largest error among `checks` (nil for none); a failing check counts as worse than a
+    /// passing one.
     public static func worst(_ checks: [Check]) -> Check? {
-        checks.max { !($0.maxAbsError >= $1.maxAbsError) }
+        checks.max { a, b in a.passed != b.passed ? a.passed : !(a.maxAbsError >= b.maxAbsError) }
     }
 
     /// The largest |got - want| (NaN or infinity anywhere in `got` gives infinity).
@@ -39,9 +45,15 @@ public struct Baseline {
         public var seconds: Double
         /// Its result against the reference, when it can be checked.
         public var check: Check?
-        public init(seconds: Double, check: Check?) {
+        /// The most device memory held during its runs, when it runs on the device.
+        public var peakDeviceBytes: Int?
+        /// Named figures of the run (``KernelHarness/metrics()``).
+        public var metrics: [String: Double]
+        public init(seconds: Double, check: Check?, peakDeviceBytes: Int? = nil, metrics: [String: Double] = [:]) {
             self.seconds = seconds
             self.check = check
+            self.peakDeviceBytes = peakDeviceBytes
+            self.metrics = metrics
         }
     }
 
@@ -68,10 +80,14 @@ public protocol KernelHarness: AnyObject {
     func check() throws -> Check
     /// The family's comparison implementations on the same data.
     func baselines() -> [Baseline]
+    /// Named figures of the last measured runs beyond time and error (`skipped_tile_fraction`...), reported by
+    /// `autotune bench` in the row; called after the final check of ``measure(_:warmup:repetitions:minimumSeconds:cutoff:)``.
+    func metrics() throws -> [String: Double]
 }
 
 extension KernelHarness {
     public func baselines() -> [Baseline] { [] }
+    public func metrics() throws -> [String: Double] { [:] }
 
     /// Wall-clock seconds of `body`.
     public static func time(_ body: () throws -> Void) rethrows -> Double {
@@ -116,7 +132,8 @@ extension KernelHarness {
             let last = try self.check()
             check = Check.worst([check, last])!
             return KernelMeasurement(configuration: chosen, source: source, seconds: median(wall), deviceSeconds: median(device), check: check,
-                               peakDeviceBytes: context.memory.peakBytes, firstCallSeconds: firstCall, work: work)
+                               peakDeviceBytes: context.memory.peakBytes, firstCallSeconds: firstCall, work: work,
+                               metrics: try metrics())
         }
         var wall: [Double] = [], device: [Double] = []
         func timedCall() throws {
@@ -161,6 +178,8 @@ public struct KernelMeasurement: Sendable {
     /// approximates the compile time.
     public let firstCallSeconds: Double
     public let work: Work
+    /// The harness's named figures of the runs (``KernelHarness/metrics()``).
+    public var metrics: [String: Double] = [:]
 
     public var isCorrect: Bool { check.passed }
     public var maxAbsError: Double { check.maxAbsError }

@@ -14,6 +14,8 @@ public struct ProblemOption: Sendable {
         case choice([String])
         /// Present or not (`--causal`).
         case flag
+        /// Any word, checked by the problem's decoder (`--filter auto|off|0.001`).
+        case text
     }
 
     /// The option's name without dashes: `shape` is `--shape`.
@@ -47,6 +49,7 @@ public struct ProblemOption: Sendable {
         case .number: "--\(name) X"
         case .choice(let words): "--\(name) \(words.joined(separator: "|"))"
         case .flag: "--\(name)"
+        case .text: "--\(name) VALUE"
         }
     }
 }
@@ -208,6 +211,8 @@ public enum ProblemParser {
                 object[option.name] = text
             case .flag:
                 object[option.name] = text == "true"
+            case .text:
+                object[option.name] = text
             }
         }
         return try decode(type, family: family, data: try JSONSerialization.data(withJSONObject: object))

@@ -1,0 +1,591 @@
+/*
+ * cross_entropy.cl -- cut cross-entropy. Compiled as common.cl + "\n" + cross_entropy.cl.
+ *
+ * E is N x D (embeddings), C is V x D (classifier), b has V entries (optional), targets N ints.
+ * All row-major and contiguous; storage `real` (PRECISION 16, 32 or 0xBF16); all arithmetic fp32.
+ * ROWS = N (or N - 1 with shift: row i is E's row i and predicts targets[i + 1]).
+ * z[i][j] = softcap(E[i] . C[j] + b[j]);  LSE[i] = log sum_j exp(z[i][j]);
+ * loss[i] = LSE - (1-eps) z[i][t] - eps/V sum_j z[i][j] + w LSE^2   (0 for an ignored target).
+ * The ROWS x V logits never exist in global memory: a work-group computes a TB x NB tile of them
+ * in local memory from fp32 copies of its E rows and C rows (zero-padded to DP, a multiple of VW).
+ *
+ * Defines (all kernels of one configuration share them):
+ *   TB  tokens per tile, NB vocabulary entries per tile (a multiple of 16),
+ *   MR x NR logits per work-item step (TB % MR == 0, NB % NR == 0), VW vector width along D
+ *   (1, 2, 4, 8, 16), WG work-items per work-group (1-D), VS vocabulary splits of the forward,
+ *   PMR x PNV the gradient products' register block (PMR rows x PNV vectors of VW along D),
+ *   USE_SOFTCAP (0/1) and SOFTCAP (the cap, a float literal), HAS_BIAS, SHIFT, ZLOSS (weight),
+ *   SMOOTH (eps), IGNORE (the ignored target), USE_FILTER (0 = exact) and FILTER (the threshold).
+ * Local memory arguments (sizes in floats): Es TB*DP, Cs NB*DP, Z TB*NB, and per kernel below.
+ * No kernel requires any size to be a multiple of anything: edge rows and columns are zero-filled
+ * when staged and masked when reduced or stored.
+ */
+
+#ifndef TB
+#define TB 32
+#endif
+#ifndef NB
+#define NB 32
+#endif
+#ifndef MR
+#define MR 4
+#endif
+#ifndef NR
+#define NR 4
+#endif
+#ifndef VW
+#define VW 16
+#endif
+#ifndef WG
+#define WG 1
+#endif
+#ifndef VS
+#define VS 1
+#endif
+#ifndef PMR
+#define PMR 4
+#endif
+#ifndef PNV
+#define PNV 2
+#endif
+#ifndef USE_SOFTCAP
+#define USE_SOFTCAP 0
+#endif
+#ifndef SOFTCAP
+#define SOFTCAP 1.0f
+#endif
+#ifndef HAS_BIAS
+#define HAS_BIAS 0
+#endif
+#ifndef SHIFT
+#define SHIFT 0
+#endif
+#ifndef ZLOSS
+#define ZLOSS 0.0f
+#endif
+#ifndef SMOOTH
+#define SMOOTH 0.0f
+#endif
+#ifndef IGNORE
+#define IGNORE (-100)
+#endif
+#ifndef USE_FILTER
+#define USE_FILTER 0
+#endif
+#ifndef FILTER
+#define FILTER 0.0f
+#endif
+
+#define CE_VT FLOATV(VW)
+
+inline float ce_hsum1(float v) { return v; }
+inline float ce_hsum2(float2 v) { return v.s0 + v.s1; }
+inline float ce_hsum4(float4 v) { return ce_hsum2(v.lo + v.hi); }
+inline float ce_hsum8(float8 v) { return ce_hsum4(v.lo + v.hi); }
+inline float ce_hsum16(float16 v) { return ce_hsum8(v.lo + v.hi); }
+#define CE_HSUM(W, v) CL_CAT(ce_hsum, W)(v)
+
+/* the target of row i (or IGNORE) */
+#define CE_TARGET(targets, i) ((targets)[(i) + SHIFT])
+
+/* The logit of an E.C dot product: bias, then softcap. */
+inline float ce_logit(float dot, float bias) {
+  float z = dot + bias;
+#if USE_SOFTCAP
+  z = SOFTCAP * tanh(z / SOFTCAP);
+#endif
+  return z;
+}
+
+/* lanes 0..15 below `count` (as a select mask) */
+inline int16 ce_lanes(const int count) {
+  return (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) < (int16)(count);
+}
+
+inline float ce_hmax16(float16 v) {
+  float8 a = fmax(v.lo, v.hi);
+  float4 b = fmax(a.lo, a.hi);
+  float2 c = fmax(b.lo, b.hi);
+  return fmax(c.s0, c.s1);
+}
+
+/* 16 logits of a row of the tile from their dot products at z (bias at column j0, softcap); lanes at or
+   beyond `count` valid columns are -INFINITY */
+inline float16 ce_logits16(__local const float* z, const int j0, const int count, const __global real* bias) {
+  float16 x = vload16(0, z);
+#if HAS_BIAS
+  if (count >= 16) {
+    x += LOADF(16, bias, j0);
+  } else {
+    float t[16];
+    for (int c = 0; c < 16; ++c) t[c] = c < count ? LOADF1(bias, j0 + c) : 0.0f;
+    x += PLOAD(16, t, 0);
+  }
+#endif
+#if USE_SOFTCAP
+  x = SOFTCAP * tanh(x / SOFTCAP);
+#endif
+  return select((float16)(-INFINITY), x, ce_lanes(count));
+}
+
+/*
+ * Stage `count` rows of X (row stride D) starting at row `row0`, of which `valid` exist, as fp32 rows of
+ * stride DP in local memory (zeros beyond D and beyond the valid rows). Cooperative over the work-group.
+ */
+inline void ce_stage(__local float* dst, const __global real* X, const long row0, const int count, const int valid,
+                     const int D, const int DP) {
+  const int vectors = DP / VW;
+  for (int idx = get_local_id(0); idx < count * vectors; idx += WG) {
+    const int r = idx / vectors, k = (idx - r * vectors) * VW;
+    CE_VT v;
+    if (r < valid && k + VW <= D) {
+      v = LOADF(VW, X, (row0 + r) * D + k);
+    } else {
+      float t[VW];
+      for (int c = 0; c < VW; ++c)
+        t[c] = (r < valid && k + c < D) ? LOADF1(X, (row0 + r) * D + k + c) : 0.0f;
+      v = PLOAD(VW, t, 0);
+    }
+    FSTORE(VW, dst, r * DP + k, v);
+  }
+}
+
+/* Z[r][n] = Es[r] . Cs[n] for the TB x NB tile (MR x NR dot products per step, VW lanes along D). */
+inline void ce_logits(__local float* Z, __local const float* Es, __local const float* Cs, const int DP) {
+  for (int mt = get_local_id(0); mt < (TB / MR) * (NB / NR); mt += WG) {
+    const int r0 = (mt / (NB / NR)) * MR, n0 = (mt % (NB / NR)) * NR;
+    CE_VT acc[MR][NR];
+    for (int r = 0; r < MR; ++r)
+      for (int n = 0; n < NR; ++n) acc[r][n] = (CE_VT)(0.0f);
+    for (int k = 0; k < DP; k += VW) {
+      CE_VT ev[MR], cv[NR];
+      _Pragma("unroll")
+      for (int r = 0; r < MR; ++r) ev[r] = FLOAD(VW, Es, (r0 + r) * DP + k);
+      _Pragma("unroll")
+      for (int n = 0; n < NR; ++n) cv[n] = FLOAD(VW, Cs, (n0 + n) * DP + k);
+      _Pragma("unroll")
+      for (int r = 0; r < MR; ++r)
+        _Pragma("unroll")
+        for (int n = 0; n < NR; ++n) acc[r][n] = MADD(ev[r], cv[n], acc[r][n]);
+    }
+    for (int r = 0; r < MR; ++r)
+      for (int n = 0; n < NR; ++n) Z[(r0 + r) * NB + n0 + n] = CE_HSUM(VW, acc[r][n]);
+  }
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Forward                                                                                          */
+/* ------------------------------------------------------------------------------------------------ */
+/*
+ * cce_forward: group (x, s) owns rows [x*TB, x*TB + TB) and the vocabulary chunks s, s + VS, ...
+ * It writes, per row, a partial state (max, sum of exp relative to max, target logit, sum of logits)
+ * to part[(s * ROWS + i) * 4 ...]. Local: Es TB*DP, Cs NB*DP, Z TB*NB, St TB*4.
+ * NDRange: global (ceil(ROWS/TB) * WG, VS), local (WG, 1).
+ */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void cce_forward(const int ROWS, const int V, const int D, const int DP,
+                 const __global real* E, const __global real* C, const __global real* bias,
+                 const __global int* targets, __global float* part,
+                 __local float* Es, __local float* Cs, __local float* Z, __local float* St)
+{
+  const int row0 = get_group_id(0) * TB;
+  const int split = get_group_id(1);
+  const int rows = min(TB, ROWS - row0);
+  ce_stage(Es, E, row0, TB, rows, D, DP);
+  for (int r = get_local_id(0); r < TB; r += WG) {
+    St[r * 4 + 0] = -INFINITY;
+    St[r * 4 + 1] = 0.0f;
+    St[r * 4 + 2] = 0.0f;
+    St[r * 4 + 3] = 0.0f;
+  }
+  const int chunks = (V + NB - 1) / NB;
+  for (int chunk = split; chunk < chunks; chunk += VS) {
+    const int v0 = chunk * NB;
+    const int cols = min(NB, V - v0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    ce_stage(Cs, C, v0, NB, cols, D, DP);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    ce_logits(Z, Es, Cs, DP);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int r = get_local_id(0); r < rows; r += WG) {
+      const int t = CE_TARGET(targets, row0 + r);
+      float16 mv = (float16)(-INFINITY), zs = (float16)(0.0f);
+      for (int n = 0; n < NB; n += 16) {
+        const float16 z = ce_logits16(Z + r * NB + n, v0 + n, cols - n, bias);
+        vstore16(z, 0, Z + r * NB + n);
+        mv = fmax(mv, z);
+        zs += select((float16)(0.0f), z, ce_lanes(cols - n));
+      }
+      const float m = ce_hmax16(mv);
+      float16 sv = (float16)(0.0f);
+      for (int n = 0; n < NB; n += 16) sv += exp(vload16(0, Z + r * NB + n) - m);
+      const float s = CE_HSUM(16, sv);
+      const float m0 = St[r * 4 + 0], s0 = St[r * 4 + 1];
+      const float mn = fmax(m0, m);
+      St[r * 4 + 0] = mn;
+      St[r * 4 + 1] = s0 * exp(m0 - mn) + s * exp(m - mn);
+      if (t >= v0 && t < v0 + cols) St[r * 4 + 2] = Z[r * NB + t - v0];
+      St[r * 4 + 3] += CE_HSUM(16, zs);
+    }
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int r = get_local_id(0); r < rows; r += WG) {
+    __global float* p = part + ((long)split * ROWS + row0 + r) * 4;
+    p[0] = St[r * 4 + 0];
+    p[1] = St[r * 4 + 1];
+    p[2] = St[r * 4 + 2];
+    p[3] = St[r * 4 + 3];
+  }
+}
+
+/*
+ * cce_forward_finish: one row per work-item: combines the VS partial states into LSE[i] and loss[i].
+ * NDRange: global (roundup(ROWS, 64)), any local size.
+ */
+__kernel void cce_forward_finish(const int ROWS, const int V, const __global float* part, const __global int* targets,
+                                 __global float* lse, __global float* loss)
+{
+  const int i = get_global_id(0);
+  if (i >= ROWS)
+    return;
+  float m = -INFINITY;
+  for (int s = 0; s < VS; ++s) m = fmax(m, part[((long)s * ROWS + i) * 4]);
+  float sum = 0.0f, zt = 0.0f, zsum = 0.0f;
+  for (int s = 0; s < VS; ++s) {
+    const __global float* p = part + ((long)s * ROWS + i) * 4;
+    if (p[0] > -INFINITY) sum += p[1] * exp(p[0] - m);
+    zt += p[2];
+    zsum += p[3];
+  }
+  const float l = m + log(sum);
+  lse[i] = l;
+  const int t = CE_TARGET(targets, i);
+  /* (1-eps)(m - z_t) + eps (m - mean z) + log(sum): no cancellation of LSE against z_t */
+  loss[i] = t == IGNORE ? 0.0f : (1.0f - SMOOTH) * (m - zt) + SMOOTH * (m - zsum / (float)V) + log(sum) + ZLOSS * l * l;
+}
+
+/*
+ * cce_reduce: one work-group of RG work-items: total[0] = sum (or mean over valid rows) of loss,
+ * count[0] = valid rows. Deterministic (fixed order). NDRange: global (RG), local (RG); RG = 64.
+ */
+#define RG 64
+__kernel __attribute__((reqd_work_group_size(RG, 1, 1)))
+void cce_reduce(const int ROWS, const int mean, const __global float* loss, const __global int* targets,
+                __global float* total, __global int* count)
+{
+  __local float sums[RG];
+  __local int valid[RG];
+  const int l = get_local_id(0);
+  float s = 0.0f;
+  int c = 0;
+  for (int i = l; i < ROWS; i += RG) {
+    s += loss[i];
+    c += CE_TARGET(targets, i) != IGNORE;
+  }
+  sums[l] = s;
+  valid[l] = c;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int width = RG / 2; width > 0; width /= 2) {
+    if (l < width) {
+      sums[l] += sums[l + width];
+      valid[l] += valid[l + width];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (l == 0) {
+    total[0] = mean ? (valid[0] > 0 ? sums[0] / (float)valid[0] : 0.0f) : sums[0];
+    count[0] = valid[0];
+  }
+}
+
+/*
+ * cce_check_targets: bad[0] = the smallest position whose target is outside [0, V) and not IGNORE
+ * (bad[0] must start at N). NDRange: global (roundup(N, 64)).
+ */
+__kernel void cce_check_targets(const int N, const int V, const __global int* targets, volatile __global int* bad)
+{
+  const int i = get_global_id(0);
+  if (i >= N)
+    return;
+  const int t = targets[i];
+  if (t != IGNORE && (t < 0 || t >= V))
+    atomic_min(bad, i);
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Backward                                                                                         */
+/* ------------------------------------------------------------------------------------------------ */
+/*
+ * The gradient tile: Z (logits E.C of rows row0.., columns v0..) becomes
+ *   G = g_i (p (1 + 2 w LSE_i) - eps/V - (1 - eps) [j == t_i]) * (1 - (z/cap)^2),  p = exp(z - LSE_i),
+ * and 0 for ignored rows, rows >= `rows` and columns >= `cols`. g_i is the incoming gradient (grad[0],
+ * over count[0] for a mean, or grad[i] for none: MODE 0 mean, 1 sum, 2 none).
+ * Returns (through *keep, a local int set with atomic_or) whether any |G / g_i| >= FILTER.
+ */
+inline void ce_gradient_tile(__local float* Z, const int row0, const int rows, const int v0, const int cols,
+                             const __global real* bias, const __global int* targets, const __global float* lse,
+                             const __global float* grad, const int mode, const int valid, const int V,
+                             volatile __local int* keep)
+{
+  int big = 0;
+  for (int r = get_local_id(0); r < TB; r += WG) {
+    const int i = row0 + r;
+    const int t = r < rows ? CE_TARGET(targets, i) : IGNORE;
+    if (t == IGNORE) {
+      for (int n = 0; n < NB; ++n) Z[r * NB + n] = 0.0f;
+      continue;
+    }
+    const float l = lse[i];
+    const float g = mode == 2 ? grad[i] : mode == 1 ? grad[0] : (valid > 0 ? grad[0] / (float)valid : 0.0f);
+    const float zs = 1.0f + 2.0f * ZLOSS * l;
+    for (int n = 0; n < NB; n += 16) {
+      const float16 z = ce_logits16(Z + r * NB + n, v0 + n, cols - n, bias);
+      const int16 lanes = ce_lanes(cols - n);
+      const int16 hit = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) == (int16)(t - v0 - n);
+      float16 d = exp(z - l) * zs - SMOOTH / (float)V - select((float16)(0.0f), (float16)(1.0f - SMOOTH), hit);
+#if USE_SOFTCAP
+      const float16 u = z / SOFTCAP;
+      d *= 1.0f - u * u;
+#endif
+      d = select((float16)(0.0f), d, lanes);
+      big |= any(fabs(d) >= (float16)(FILTER));
+      vstore16(g * d, 0, Z + r * NB + n);
+    }
+  }
+#if USE_FILTER
+  if (big)
+    atomic_or(keep, 1);
+#else
+  if (get_local_id(0) == 0)
+    atomic_or(keep, 1);
+#endif
+}
+
+/* acc[MR rows of A][PNV vectors along D] += sum_n W[r][n] * Bs[n][d..] for n < NB: the gradient products.
+   Out (local, stride DP) += W (TB x NB or NB x TB via strides) . Bs (rows of stride DP). */
+inline void ce_product(__local float* Out, const int outRows, __local const float* W, const int wRowStride,
+                       const int wColStride, const int inner, __local const float* Bs, const int DP)
+{
+  const int dvec = DP / VW;
+  const int dblocks = (dvec + PNV - 1) / PNV;
+  const int rblocks = (outRows + PMR - 1) / PMR;
+  for (int u = get_local_id(0); u < rblocks * dblocks; u += WG) {
+    const int r0 = (u / dblocks) * PMR, d0 = (u % dblocks) * PNV;
+    CE_VT acc[PMR][PNV];
+    for (int r = 0; r < PMR; ++r)
+      for (int v = 0; v < PNV; ++v) acc[r][v] = (CE_VT)(0.0f);
+    for (int n = 0; n < inner; ++n) {
+      CE_VT bv[PNV];
+      _Pragma("unroll")
+      for (int v = 0; v < PNV; ++v) bv[v] = FLOAD(VW, Bs, n * DP + min(d0 + v, dvec - 1) * VW);
+      _Pragma("unroll")
+      for (int r = 0; r < PMR; ++r) {
+        const CE_VT w = (CE_VT)(W[min(r0 + r, outRows - 1) * wRowStride + n * wColStride]);
+        _Pragma("unroll")
+        for (int v = 0; v < PNV; ++v) acc[r][v] = MADD(w, bv[v], acc[r][v]);
+      }
+    }
+    for (int r = 0; r < PMR; ++r) {
+      if (r0 + r >= outRows)
+        break;
+      for (int v = 0; v < PNV; ++v) {
+        if (d0 + v >= dvec)
+          break;
+        const int o = (r0 + r) * DP + (d0 + v) * VW;
+        FSTORE(VW, Out, o, FLOAD(VW, Out, o) + acc[r][v]);
+      }
+    }
+  }
+}
+
+/*
+ * cce_backward_e: group x owns rows [x*TB, x*TB + TB) of dE (over all N rows: rows >= ROWS get 0).
+ * For every vocabulary chunk: the logits tile, its gradient tile, and -- unless every entry is below
+ * FILTER -- dE += G . C_chunk. keep[x * chunks + chunk] records the decision for cce_backward_c.
+ * Local: Es TB*DP, Cs NB*DP, Z TB*NB, Acc TB*DP. NDRange: global (ceil(N/TB) * WG), local (WG).
+ */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void cce_backward_e(const int N, const int ROWS, const int V, const int D, const int DP,
+                    const __global real* E, const __global real* C, const __global real* bias,
+                    const __global int* targets, const __global float* lse, const __global float* grad,
+                    const int mode, const __global int* count, __global uchar* keep, __global real* dE,
+                    __local float* Es, __local float* Cs, __local float* Z, __local float* Acc)
+{
+  __local int kept;
+  const int tile = get_group_id(0);
+  const int row0 = tile * TB;
+  const int rows = max(0, min(TB, ROWS - row0));
+  const int valid = count[0];
+  ce_stage(Es, E, row0, TB, rows, D, DP);
+  for (int idx = get_local_id(0); idx < TB * DP; idx += WG) Acc[idx] = 0.0f;
+  const int chunks = (V + NB - 1) / NB;
+  for (int chunk = 0; chunk < chunks; ++chunk) {
+    const int v0 = chunk * NB;
+    const int cols = min(NB, V - v0);
+    if (rows == 0) {
+      if (get_local_id(0) == 0) keep[(long)tile * chunks + chunk] = 0;
+      continue;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (get_local_id(0) == 0) kept = 0;
+    ce_stage(Cs, C, v0, NB, cols, D, DP);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    ce_logits(Z, Es, Cs, DP);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    ce_gradient_tile(Z, row0, rows, v0, cols, bias, targets, lse, grad, mode, valid, V, &kept);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const int k = kept;
+    if (get_local_id(0) == 0) keep[(long)tile * chunks + chunk] = (uchar)k;
+    if (k)
+      ce_product(Acc, TB, Z, NB, 1, NB, Cs, DP);
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  const int out = min(TB, N - row0);
+  for (int idx = get_local_id(0); idx < out * D; idx += WG) {
+    const int r = idx / D, d = idx - r * D;
+    STOREF1(dE, (long)(row0 + r) * D + d, Acc[r * DP + d]);
+  }
+}
+
+/*
+ * cce_backward_c: group x owns vocabulary rows [x*NB, x*NB + NB) of dC (and db). For every row tile
+ * that cce_backward_e kept: the logits tile, its gradient tile, dC += G^T . E_tile, db += column sums.
+ * Local: Es TB*DP, Cs NB*DP, Z TB*NB, Acc NB*DP. NDRange: global (ceil(V/NB) * WG), local (WG).
+ */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
+                    const __global real* E, const __global real* C, const __global real* bias,
+                    const __global int* targets, const __global float* lse, const __global float* grad,
+                    const int mode, const __global int* count, const __global uchar* keep,
+                    __global real* dC, __global real* db,
+                    __local float* Es, __local float* Cs, __local float* Z, __local float* Acc)
+{
+  __local int kept;
+  __local float dbias[NB];
+  const int chunk = get_group_id(0);
+  const int chunks = (V + NB - 1) / NB;
+  const int v0 = chunk * NB;
+  const int cols = min(NB, V - v0);
+  const int valid = count[0];
+  ce_stage(Cs, C, v0, NB, cols, D, DP);
+  for (int idx = get_local_id(0); idx < NB * DP; idx += WG) Acc[idx] = 0.0f;
+  for (int n = get_local_id(0); n < NB; n += WG) dbias[n] = 0.0f;
+  const int tiles = (ROWS + TB - 1) / TB;
+  for (int tile = 0; tile < tiles; ++tile) {
+    if (!keep[(long)tile * chunks + chunk])
+      continue;
+    const int row0 = tile * TB;
+    const int rows = min(TB, ROWS - row0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (get_local_id(0) == 0) kept = 0;
+    ce_stage(Es, E, row0, TB, rows, D, DP);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    ce_logits(Z, Es, Cs, DP);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    ce_gradient_tile(Z, row0, rows, v0, cols, bias, targets, lse, grad, mode, valid, V, &kept);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    ce_product(Acc, NB, Z, 1, NB, TB, Es, DP);
+    for (int n = get_local_id(0); n < NB; n += WG) {
+      float s = 0.0f;
+      for (int r = 0; r < TB; ++r) s += Z[r * NB + n];
+      dbias[n] += s;
+    }
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int idx = get_local_id(0); idx < cols * D; idx += WG) {
+    const int n = idx / D, d = idx - n * D;
+    STOREF1(dC, (long)(v0 + n) * D + d, Acc[n * DP + d]);
+  }
+#if HAS_BIAS
+  for (int n = get_local_id(0); n < cols; n += WG) STOREF1(db, v0 + n, dbias[n]);
+#endif
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* The materialized path (a baseline): the ROWS x V logits Z in global memory (`real`), from a GEMM.  */
+/* ------------------------------------------------------------------------------------------------ */
+#define MG 64
+/* per-row max, sum of exp, target logit and sum of logits of a row of Z (after bias and softcap, which
+   are written back), reduced over the MG work-items of the group */
+__kernel __attribute__((reqd_work_group_size(MG, 1, 1)))
+void cce_mat_forward(const int ROWS, const int V, __global real* Z, const __global real* bias,
+                     const __global int* targets, __global float* lse, __global float* loss)
+{
+  __local float red[MG * 2];
+  __local float shared[2];
+  const int i = get_group_id(0), l = get_local_id(0);
+  const int t = CE_TARGET(targets, i);
+  __global real* z = Z + (long)i * V;
+  float m = -INFINITY, zsum = 0.0f;
+  for (int j = l; j < V; j += MG) {
+#if HAS_BIAS
+    const float x = ce_logit(LOADF1(z, j), LOADF1(bias, j));
+#else
+    const float x = ce_logit(LOADF1(z, j), 0.0f);
+#endif
+    STOREF1(z, j, x);
+    m = fmax(m, x);
+    zsum += x;
+    if (j == t) shared[1] = LOADF1(z, j);
+  }
+  red[l] = m;
+  red[MG + l] = zsum;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int w = MG / 2; w > 0; w /= 2) {
+    if (l < w) {
+      red[l] = fmax(red[l], red[l + w]);
+      red[MG + l] += red[MG + l + w];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const float mx = red[0], total = red[MG];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  float s = 0.0f;
+  for (int j = l; j < V; j += MG) s += exp(LOADF1(z, j) - mx);
+  red[l] = s;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int w = MG / 2; w > 0; w /= 2) {
+    if (l < w) red[l] += red[l + w];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (l == 0) {
+    const float lg = log(red[0]);
+    lse[i] = mx + lg;
+    const float zt = (t >= 0 && t < V) ? shared[1] : 0.0f;
+    loss[i] = t == IGNORE ? 0.0f
+                          : (1.0f - SMOOTH) * (mx - zt) + SMOOTH * (mx - total / (float)V) + lg + ZLOSS * (mx + lg) * (mx + lg);
+  }
+}
+
+/* Z (the capped logits) becomes G in place, row by row. */
+__kernel __attribute__((reqd_work_group_size(MG, 1, 1)))
+void cce_mat_backward(const int ROWS, const int V, __global real* Z, const __global int* targets, const __global float* lse,
+                      const __global float* grad, const int mode, const __global int* count)
+{
+  const int i = get_group_id(0), l = get_local_id(0);
+  const int t = CE_TARGET(targets, i);
+  __global real* z = Z + (long)i * V;
+  const int valid = count[0];
+  const float g = t == IGNORE ? 0.0f : mode == 2 ? grad[i] : mode == 1 ? grad[0] : (valid > 0 ? grad[0] / (float)valid : 0.0f);
+  const float lg = lse[i], zs = 1.0f + 2.0f * ZLOSS * lg;
+  for (int j = l; j < V; j += MG) {
+    const float x = LOADF1(z, j);
+    float d = exp(x - lg) * zs - SMOOTH / (float)V - (j == t ? 1.0f - SMOOTH : 0.0f);
+#if USE_SOFTCAP
+    const float u = x / SOFTCAP;
+    d *= 1.0f - u * u;
+#endif
+    STOREF1(z, j, g * d);
+  }
+}
+
+/* db[j] = sum_i G[i][j]. NDRange: global (roundup(V, 64)). */
+__kernel void cce_mat_colsum(const int ROWS, const int V, const __global real* G, __global real* db)
+{
+  const int j = get_global_id(0);
+  if (j >= V)
+    return;
+  float s = 0.0f;
+  for (int i = 0; i < ROWS; ++i) s += LOADF1(G, (long)i * V + j);
+  STOREF1(db, j, s);
+}

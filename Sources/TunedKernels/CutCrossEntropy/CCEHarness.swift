@@ -1,0 +1,163 @@
+import Autotuning
+import Foundation
+import OpenCLRuntime
+
+/// Seeded inputs of one cut cross-entropy problem on the device and the host, the fp64 reference (loss and
+/// gradients), and launches of a forward and backward (a training step) with a configuration.
+///
+/// Data (``CCEData``):
+/// - `trained`: C's rows uniform with variance 1/D per element (norm about 1); targets Zipf-distributed over the
+///   vocabulary (id j with weight 1/(j+1), as token ids ordered by frequency); each embedding is 14 times the sum of
+///   its target's classifier row and three other Zipf-drawn rows (plausible alternatives), plus noise of C's
+///   scale. Those four logits are about 14, the others about N(0, 0.9) at D = 1024: a softmax concentrated on a
+///   few entries, a loss of about 1.4 nats per token, and entries outside them below 1e-5. The bias, when
+///   present, is Zipf-shaped: `-0.5 ln(j + 1)`.
+/// - `uniform`: E uniform in [-1, 1], C uniform in [-1, 1] / sqrt(D) (logits of standard deviation 1/3: a flat
+///   softmax, nothing to skip), bias uniform in [-0.1, 0.1], targets uniform.
+/// In both, a fraction of the targets (10% by default) is the ignore index.
+public final class CCEHarness: KernelHarness {
+    public let family: CutCrossEntropy
+    public let problem: CCEProblem
+    public let inputs: CCEReference.Inputs
+    public let reference: CCEReference.Forward
+    public let referenceGradients: CCEReference.Gradients
+    /// The incoming gradient: 1 for `mean` and `sum`, one value in [0.5, 1.5] per row for `none`.
+    public let gradOutput: [Float]
+
+    let e: any AnyDeviceBuffer, c: any AnyDeviceBuffer, bias: (any AnyDeviceBuffer)?
+    let targets: DeviceBuffer<Int32>, grad: DeviceBuffer<Float>
+    let dE: any AnyDeviceBuffer, dC: any AnyDeviceBuffer, dBias: (any AnyDeviceBuffer)?
+    /// The last launch's saved loss.
+    var lastLoss: CutCrossEntropy.Loss?
+
+    public var context: Context { family.context }
+    public var work: Work { CutCrossEntropy.work(problem) }
+
+    public convenience init(family: CutCrossEntropy, problem: CCEProblem, seed: UInt64) throws {
+        try self.init(family: family, problem: problem, seed: seed, ignoredFraction: 0.1)
+    }
+
+    /// - Parameter ignoredFraction: the share of targets set to the ignore index.
+    public init(family: CutCrossEntropy, problem: CCEProblem, seed: UInt64, ignoredFraction: Double) throws {
+        try family.check(problem)
+        self.family = family
+        self.problem = problem
+        let data = Self.data(problem, seed: seed, ignoredFraction: ignoredFraction)
+        inputs = CCEReference.Inputs(embeddings: data.e.map(Double.init), classifier: data.c.map(Double.init),
+                                     bias: data.bias.map(Double.init), targets: data.targets)
+        var generator = SplitMix64(seed: seed &+ 7)
+        gradOutput = problem.reduction == .none ? (0..<problem.rows).map { _ in Float.random(in: 0.5...1.5, using: &generator) } : [1]
+        reference = CCEReference.forward(problem, inputs)
+        referenceGradients = CCEReference.backward(problem, inputs, forward: reference, gradOutput: gradOutput.map(Double.init))
+        let context = family.context
+        e = try CCEStorage.upload(context, data.e, problem.precision)
+        c = try CCEStorage.upload(context, data.c, problem.precision)
+        bias = problem.bias ? try CCEStorage.upload(context, data.bias, problem.precision) : nil
+        targets = try DeviceBuffer<Int32>(context, data.targets)
+        grad = try DeviceBuffer<Float>(context, gradOutput)
+        dE = try CCEStorage.buffer(context, count: problem.tokens * problem.dim, problem.precision)
+        dC = try CCEStorage.buffer(context, count: problem.vocab * problem.dim, problem.precision)
+        dBias = problem.bias ? try CCEStorage.buffer(context, count: problem.vocab, problem.precision) : nil
+    }
+
+    /// The inputs as stored (rounded to the storage precision), as Float.
+    static func data(_ problem: CCEProblem, seed: UInt64, ignoredFraction: Double)
+        -> (e: [Float], c: [Float], bias: [Float], targets: [Int32]) {
+        var generator = SplitMix64(seed: seed)
+        let (n, v, d) = (problem.tokens, problem.vocab, problem.dim)
+        let precision = problem.precision
+        func uniform(_ scale: Float) -> Float { Float.random(in: -1...1, using: &generator) * scale }
+        var targets = [Int32](repeating: 0, count: n)
+        var e = [Float](repeating: 0, count: n * d), c = [Float](repeating: 0, count: v * d), bias: [Float] = []
+        switch problem.data {
+        case .trained:
+            let scale = (3 / Float(d)).squareRoot()
+            for index in c.indices { c[index] = uniform(scale) }
+            // Zipf: P(j) proportional to 1 / (j + 1), sampled through the cumulative weights.
+            var cumulative = [Double](repeating: 0, count: v)
+            var sum = 0.0
+            for j in 0..<v {
+                sum += 1 / Double(j + 1)
+                cumulative[j] = sum
+            }
+            func zipf() -> Int {
+                let u = Double.random(in: 0..<sum, using: &generator)
+                var lo = 0, hi = v - 1
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if cumulative[mid] > u { hi = mid } else { lo = mid + 1 }
+                }
+                return lo
+            }
+            if problem.bias { bias = (0..<v).map { -0.5 * Float(log(Double($0 + 1))) } }
+            for i in 0..<n {
+                // The target and three plausible alternatives share the softmax.
+                let rows = [zipf(), zipf(), zipf(), zipf()]
+                targets[i] = Int32(rows[0])
+                for k in 0..<d { e[i * d + k] = 14 * rows.reduce(0) { $0 + c[$1 * d + k] } + uniform(scale) }
+            }
+        case .uniform:
+            let scale = 1 / Float(d).squareRoot()
+            for index in e.indices { e[index] = uniform(1) }
+            for index in c.indices { c[index] = uniform(scale) }
+            if problem.bias { bias = (0..<v).map { _ in uniform(0.1) } }
+            for i in 0..<n { targets[i] = Int32(Int.random(in: 0..<v, using: &generator)) }
+        }
+        for i in 0..<n where Double.random(in: 0..<1, using: &generator) < ignoredFraction { targets[i] = Int32(problem.ignoreIndex) }
+        return (e.map { CCEStorage.rounded($0, precision) }, c.map { CCEStorage.rounded($0, precision) },
+                bias.map { CCEStorage.rounded($0, precision) }, targets)
+    }
+
+    public func reset() throws {
+        lastLoss = nil
+        for buffer in [dE, dC] + (dBias.map { [$0] } ?? []) { try CCEStorage.poison(buffer) }
+    }
+
+    /// The forward (loss) then the backward (gradients).
+    public func launch(_ configuration: Configuration?) throws -> KernelLaunch {
+        let loss = try family.loss(problem, embeddings: e, classifier: c, bias: bias, targets: targets, configuration: configuration,
+                                   checkTargets: false)
+        lastLoss = loss
+        let backward = try family.gradients(problem, embeddings: e, classifier: c, bias: bias, targets: targets, loss: loss,
+                                            gradOutput: grad, dEmbeddings: dE, dClassifier: dC, dBias: dBias,
+                                            configuration: loss.launch.configuration)
+        return KernelLaunch(configuration: loss.launch.configuration, source: loss.launch.source,
+                            events: loss.launch.events + backward.events)
+    }
+
+    /// The reduced loss against the reference (relative error, the family's main figure), and as parts: the
+    /// per-row LSE and losses, and each gradient (``CCEReference/tolerances(_:)``).
+    public func check() throws -> Check {
+        guard let loss = lastLoss else { return Check(maxAbsError: .infinity, tolerance: 0) }
+        let total = try loss.total.download(count: 1)[0]
+        let lse = try loss.lse.download(count: problem.rows), losses = try loss.losses.download(count: problem.rows)
+        let de = try CCEStorage.download(dE, count: problem.tokens * problem.dim)
+        let dc = try CCEStorage.download(dC, count: problem.vocab * problem.dim)
+        let db = try dBias.map { try CCEStorage.download($0, count: problem.vocab) }
+        return check(total: total, lse: lse, losses: losses, dE: de, dC: dc, dBias: db, filtered: true)
+    }
+
+    /// The checks of a result against the reference (shared by every path: ours, the materialized, OpenBLAS).
+    func check(total: Float, lse: [Float], losses: [Float], dE: [Float], dC: [Float], dBias: [Float]?, filtered: Bool) -> Check {
+        let gradients = referenceGradients
+        let tolerance = CCEReference.tolerances(problem, inputs: inputs, reference: reference, gradients: gradients, filtered: filtered)
+        func error(_ got: [Float], _ want: [Double]) -> Double {
+            var worst = 0.0
+            for (g, w) in zip(got, want) {
+                let difference = abs(Double(g) - w)
+                if !difference.isFinite { return .infinity }
+                worst = max(worst, difference)
+            }
+            return got.count == want.count ? worst : .infinity
+        }
+        let relative = abs(Double(total) - reference.total) / max(abs(reference.total), 1e-30)
+        var parts: [String: Check] = [
+            "lse": Check(maxAbsError: error(lse, reference.lse), tolerance: tolerance.lse),
+            "losses": Check(maxAbsError: error(losses, reference.loss), tolerance: tolerance.lse),
+            "dE": Check(maxAbsError: error(dE, gradients.embeddings), tolerance: tolerance.dE),
+            "dC": Check(maxAbsError: error(dC, gradients.classifier), tolerance: tolerance.dC),
+        ]
+        if let dBias { parts["db"] = Check(maxAbsError: error(dBias, gradients.bias), tolerance: tolerance.db) }
+        return Check(maxAbsError: relative.isFinite ? relative : .infinity, tolerance: tolerance.lossRelative, parts: parts)
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+
+/// The storage precision of cut cross-entropy's embeddings, classifier, bias and gradients. Arithmetic is fp32.
+public enum CCEPrecision: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    /// fp16 storage (`vload_half`/`vstore_half`).
+    case half
+    /// fp32 storage.
+    case single
+    /// bfloat16 storage: 16-bit words, the upper half of an fp32 (converted by shifting; stored rounded to
+    /// nearest even).
+    case bfloat16
+
+    /// Bytes per stored element.
+    public var bytes: Int { self == .single ? 4 : 2 }
+    /// The value of the kernels' `PRECISION` define.
+    var define: String { self == .half ? "16" : self == .single ? "32" : "0xBF16" }
+    public var description: String { rawValue }
+
+    /// The default gradient filter: a tile whose every softmax term is below this is skipped (2^-12 for bfloat16,
+    /// 2^-15 for fp16: below the precision of the stored gradients); none for fp32.
+    public var defaultFilter: Float? {
+        switch self {
+        case .bfloat16: 0x1p-12
+        case .half: 0x1p-15
+        case .single: nil
+        }
+    }
+}
+
+/// How per-token losses are reduced.
+public enum CCEReduction: String, Codable, Sendable, CaseIterable {
+    /// The mean over the tokens whose target is not ignored.
+    case mean
+    /// The sum over the tokens.
+    case sum
+    /// One loss per token (0 where the target is ignored).
+    case none
+}
+
+/// The data a harness generates (benchmarks and tests).
+public enum CCEData: String, Codable, Sendable, CaseIterable {
+    /// Like a trained model's: every embedding is pulled toward its target's classifier row, and the bias is
+    /// Zipf-shaped, so each token's softmax is concentrated on a few entries.
+    case trained
+    /// Uniform random embeddings and classifier in [-1, 1] (a flat softmax).
+    case uniform
+}
+
+/// A cut cross-entropy problem: the loss of a linear classifier over a large vocabulary,
+/// `cross_entropy(softcap(E Cᵀ + b), t)`, and its gradients, without the N x V logits in device memory.
+///
+/// E is `tokens x dim`, C is `vocab x dim`, the bias has `vocab` entries, the targets `tokens` (Int32). With `shift`,
+/// token `i` predicts target `i + 1` (a language model's loss without copying E): `tokens - 1` tokens have a loss.
+public struct CCEProblem: Hashable, Codable, Sendable, CustomStringConvertible {
+    public var tokens: Int
+    public var vocab: Int
+    public var dim: Int
+    public var precision: CCEPrecision
+    /// Whether a bias is added to the logits.
+    public var bias: Bool
+    /// `cap * tanh(z / cap)` applied to the logits (after the bias) when above 0.
+    public var softcap: Double
+    /// Token i predicts target i + 1.
+    public var shift: Bool
+    /// Weight of the z-loss term `weight * LSE^2` added per token.
+    public var zLoss: Double
+    /// Label smoothing ε (PyTorch's definition: `(1-ε) CE + ε mean_j(-log p_j)`).
+    public var labelSmoothing: Double
+    public var reduction: CCEReduction
+    /// Targets equal to this are ignored (no loss, no gradient).
+    public var ignoreIndex: Int
+    /// The gradient filter: `"auto"` (the precision's default), `"off"` (exact), or a threshold.
+    public var filter: String
+    /// The data of benchmarks and tests (not part of the tuning key).
+    public var data: CCEData
+
+    enum CodingKeys: String, CodingKey {
+        case tokens, vocab, dim, precision, bias, softcap, shift, reduction, filter, data
+        case zLoss = "z-loss", labelSmoothing = "label-smoothing", ignoreIndex = "ignore-index"
+    }
+
+    public init(tokens: Int, vocab: Int, dim: Int, precision: CCEPrecision = .half, bias: Bool = false, softcap: Double = 0,
+                shift: Bool = false, zLoss: Double = 0, labelSmoothing: Double = 0, reduction: CCEReduction = .mean,
+                ignoreIndex: Int = -100, filter: String = "auto", data: CCEData = .trained) {
+        self.tokens = tokens
+        self.vocab = vocab
+        self.dim = dim
+        self.precision = precision
+        self.bias = bias
+        self.softcap = softcap
+        self.shift = shift
+        self.zLoss = zLoss
+        self.labelSmoothing = labelSmoothing
+        self.reduction = reduction
+        self.ignoreIndex = ignoreIndex
+        self.filter = filter
+        self.data = data
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(tokens: try c.decode(Int.self, forKey: .tokens), vocab: try c.decode(Int.self, forKey: .vocab),
+                  dim: try c.decode(Int.self, forKey: .dim),
+                  precision: try c.decodeIfPresent(CCEPrecision.self, forKey: .precision) ?? .half,
+                  bias: try c.decodeIfPresent(Bool.self, forKey: .bias) ?? false,
+                  softcap: try c.decodeIfPresent(Double.self, forKey: .softcap) ?? 0,
+                  shift: try c.decodeIfPresent(Bool.self, forKey: .shift) ?? false,
+                  zLoss: try c.decodeIfPresent(Double.self, forKey: .zLoss) ?? 0,
+                  labelSmoothing: try c.decodeIfPresent(Double.self, forKey: .labelSmoothing) ?? 0,
+                  reduction: try c.decodeIfPresent(CCEReduction.self, forKey: .reduction) ?? .mean,
+                  ignoreIndex: try c.decodeIfPresent(Int.self, forKey: .ignoreIndex) ?? -100,
+                  filter: try c.decodeIfPresent(String.self, forKey: .filter) ?? "auto",
+                  data: try c.decodeIfPresent(CCEData.self, forKey: .data) ?? .trained)
+    }
+
+    /// Tokens with a loss: `tokens - 1` with `shift`, else `tokens`.
+    public var rows: Int { shift ? tokens - 1 : tokens }
+
+    /// The filter threshold in effect (nil: exact gradients), or nil with an error message for a bad `filter`.
+    public var filterThreshold: Result<Float?, ProblemError> {
+        switch filter {
+        case "auto": return .success(precision.defaultFilter)
+        case "off": return .success(nil)
+        default:
+            guard let value = Float(filter), value.isFinite, value > 0, value < 1 else {
+                return .failure(ProblemError("cce: --filter must be auto, off or a threshold in (0, 1), got \"\(filter)\""))
+            }
+            return .success(value)
+        }
+    }
+
+    /// Floating-point operations of the forward and the exact backward (the materialized path's count): the logits
+    /// (2 N V D) and the two gradient products (4 N V D).
+    public var flops: Double { 6 * Double(rows) * Double(vocab) * Double(dim) }
+
+    public var description: String {
+        var text = "\(tokens)x\(vocab)x\(dim) \(precision)"
+        if bias { text += " bias" }
+        if softcap > 0 { text += " softcap \(softcap)" }
+        if shift { text += " shift" }
+        if zLoss != 0 { text += " z-loss \(zLoss)" }
+        if labelSmoothing != 0 { text += " smoothing \(labelSmoothing)" }
+        if reduction != .mean { text += " \(reduction.rawValue)" }
+        if filter != "auto" { text += " filter \(filter)" }
+        return text
+    }
+}

@@ -1,0 +1,66 @@
+import OpenCLRuntime
+
+/// A cut cross-entropy call refused before anything is enqueued.
+public enum CCEError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A target outside [0, vocab) that is not the ignore index, at `position` of the targets.
+    case targetOutOfRange(position: Int, target: Int, vocab: Int, ignoreIndex: Int)
+    /// A buffer of the wrong element type, size or context.
+    case buffer(String)
+
+    public var description: String {
+        switch self {
+        case let .targetOutOfRange(position, target, vocab, ignoreIndex):
+            "cce: targets[\(position)] = \(target) is outside [0, \(vocab)) and is not the ignore index \(ignoreIndex)"
+        case let .buffer(message): "cce: \(message)"
+        }
+    }
+}
+
+extension CutCrossEntropy {
+    /// The element type name of a precision's buffers.
+    static func elementName(_ precision: CCEPrecision) -> String {
+        switch precision {
+        case .half: "Float16"
+        case .single: "Float"
+        case .bfloat16: "UInt16"
+        }
+    }
+
+    func checkBuffer(_ buffer: any AnyDeviceBuffer, _ name: String, count: Int, precision: CCEPrecision) throws {
+        let expected = Self.elementName(precision)
+        guard buffer.elementTypeName == expected else {
+            throw CCEError.buffer("\(name) is a buffer of \(buffer.elementTypeName); \(precision) storage needs \(expected)"
+                                  + (precision == .bfloat16 ? " (bfloat16 words)" : ""))
+        }
+        guard buffer.count >= count else { throw CCEError.buffer("\(name) holds \(buffer.count) elements; the problem needs \(count)") }
+        guard buffer.context === context else { throw CCEError.buffer("\(name) belongs to another context") }
+    }
+
+    /// The inputs: element types of the storage precision, sizes, the bias exactly when the problem has one.
+    func validate(_ problem: CCEProblem, embeddings: any AnyDeviceBuffer, classifier: any AnyDeviceBuffer,
+                  bias: (any AnyDeviceBuffer)?, targets: DeviceBuffer<Int32>) throws {
+        try checkBuffer(embeddings, "embeddings", count: problem.tokens * problem.dim, precision: problem.precision)
+        try checkBuffer(classifier, "classifier", count: problem.vocab * problem.dim, precision: problem.precision)
+        switch (problem.bias, bias) {
+        case (true, nil): throw CCEError.buffer("the problem has a bias but no bias buffer was given")
+        case (false, .some): throw CCEError.buffer("a bias buffer was given but the problem has no bias (set bias: true)")
+        case (true, .some(let bias)): try checkBuffer(bias, "bias", count: problem.vocab, precision: problem.precision)
+        case (false, nil): break
+        }
+        guard targets.count >= problem.tokens else { throw CCEError.buffer("targets holds \(targets.count) elements; the problem needs \(problem.tokens)") }
+        guard targets.context === context else { throw CCEError.buffer("targets belongs to another context") }
+    }
+
+    /// The gradients' buffers, like the inputs'.
+    func validate(_ problem: CCEProblem, gradients dEmbeddings: any AnyDeviceBuffer, _ dClassifier: any AnyDeviceBuffer,
+                  _ dBias: (any AnyDeviceBuffer)?) throws {
+        try checkBuffer(dEmbeddings, "dEmbeddings", count: problem.tokens * problem.dim, precision: problem.precision)
+        try checkBuffer(dClassifier, "dClassifier", count: problem.vocab * problem.dim, precision: problem.precision)
+        switch (problem.bias, dBias) {
+        case (true, nil): throw CCEError.buffer("the problem has a bias but no dBias buffer was given")
+        case (false, .some): throw CCEError.buffer("a dBias buffer was given but the problem has no bias")
+        case (true, .some(let dBias)): try checkBuffer(dBias, "dBias", count: problem.vocab, precision: problem.precision)
+        case (false, nil): break
+        }
+    }
+}

@@ -1,0 +1,317 @@
+import Autotuning
+import Foundation
+import OpenCLRuntime
+
+/// Cut cross-entropy on an OpenCL device: the loss of a linear classifier over a large vocabulary,
+/// `cross_entropy(softcap(E Cᵀ + b), t)`, and its gradients, without the N x V logits in device memory.
+///
+/// A work-group computes a tile of logits in local memory from fp32 copies of its rows of E and C, and folds it
+/// into an online log-sum-exp; the backward recomputes the tiles from the saved LSE and skips the gradient
+/// products of a tile whose every softmax term is below the filter threshold (``CCEProblem/filter``).
+///
+/// ```swift
+/// let cce = try CutCrossEntropy(context: context)
+/// let problem = CCEProblem(tokens: n, vocab: v, dim: d, precision: .half, shift: true)
+/// let loss = try cce.loss(problem, embeddings: e, classifier: c, targets: t)      // e: DeviceBuffer<Float16>
+/// print(try loss.value())
+/// try cce.gradients(problem, embeddings: e, classifier: c, targets: t, loss: loss,
+///                   gradOutput: one, dEmbeddings: de, dClassifier: dc)
+/// ```
+///
+/// **Edge cases:** a `mean` over no valid row is 0 (and so are its gradients); with `shift`, E's last row gets a
+/// zero gradient; a target outside [0, V) that is not the ignore index throws ``CCEError/targetOutOfRange``.
+public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
+    public typealias Problem = CCEProblem
+    public let core: FamilyCore
+    public init(core: FamilyCore) { self.core = core }
+
+    // MARK: The family
+
+    public static let name = "cce"
+    public static let summary = "cut cross-entropy: loss and gradients of a large-vocabulary classifier without the logits in memory"
+    public static let problemOptions: [ProblemOption] = [
+        ProblemOption("tokens", .integer, help: "N: rows of the embeddings E (N x D) and targets.", primary: true),
+        ProblemOption("vocab", .integer, help: "V: rows of the classifier C (V x D).", default: "32768"),
+        ProblemOption("dim", .integer, help: "D: the embedding width.", default: "1024"),
+        .choice("precision", CCEPrecision.self, help: "Storage of E, C, the bias and the gradients.", default: .half),
+        ProblemOption("bias", .flag, help: "Add a bias to the logits."),
+        ProblemOption("softcap", .number, help: "cap * tanh(z / cap) on the logits (0: none).", default: "0"),
+        ProblemOption("shift", .flag, help: "Token i predicts target i + 1."),
+        ProblemOption("z-loss", .number, help: "Weight of the z-loss term weight * LSE^2.", default: "0"),
+        ProblemOption("label-smoothing", .number, help: "Label smoothing epsilon.", default: "0"),
+        .choice("reduction", CCEReduction.self, help: "Reduction of the per-token losses.", default: .mean),
+        ProblemOption("ignore-index", .integer, help: "Targets equal to this have no loss.", default: "-100"),
+        ProblemOption("filter", .text, help: "Gradient filter: auto (2^-12 bf16, 2^-15 fp16, none fp32), off, or a threshold.", default: "auto"),
+        .choice("data", CCEData.self, help: "Benchmark data: trained (a peaked softmax) or uniform (a flat one).", default: .trained),
+    ]
+
+    /// `Kernels/common.cl` + `Kernels/cross_entropy.cl`.
+    public static func kernelSource() throws -> String { try KernelSources.program("cross_entropy") }
+
+    public static func key(_ problem: CCEProblem) -> TuningKey {
+        let filtered = ((try? problem.filterThreshold.get()) ?? nil) != nil
+        return TuningKey(kernel: name, tags: ["precision": problem.precision.rawValue, "filter": filtered ? "on" : "off"],
+                         sizes: [problem.tokens, problem.vocab, problem.dim])
+    }
+
+    /// The materialized path's FLOPs (logits, then the two gradient products) and the bytes of the inputs and
+    /// gradients.
+    public static func work(_ problem: CCEProblem) -> Work {
+        let (n, v, d) = (Double(problem.tokens), Double(problem.vocab), Double(problem.dim))
+        return Work(flops: problem.flops, bytes: 2 * (n + v) * d * Double(problem.precision.bytes))
+    }
+
+    public static func needs(_ problem: CCEProblem) throws -> ResourceNeeds {
+        try Checked.sizes(["tokens": problem.tokens, "vocab": problem.vocab], maximum: Int(Int32.max) / 2, family: name)
+        try Checked.sizes(["dim": problem.dim], maximum: 1 << 16, family: name)
+        if problem.shift && problem.tokens < 2 { throw ProblemError("cce: shift needs at least 2 tokens, got \(problem.tokens)") }
+        guard problem.softcap >= 0, problem.softcap.isFinite else { throw ProblemError("cce: softcap must be 0 (none) or positive, got \(problem.softcap)") }
+        guard problem.zLoss >= 0, problem.zLoss.isFinite else { throw ProblemError("cce: z-loss must be at least 0, got \(problem.zLoss)") }
+        guard problem.labelSmoothing >= 0, problem.labelSmoothing < 1 else {
+            throw ProblemError("cce: label-smoothing must be in [0, 1), got \(problem.labelSmoothing)")
+        }
+        guard Int32(exactly: problem.ignoreIndex) != nil else { throw ProblemError("cce: ignore-index must fit in 32 bits") }
+        if case .failure(let error) = problem.filterThreshold { throw error }
+        let (n, v, d, bytes) = (problem.tokens, problem.vocab, problem.dim, problem.precision.bytes)
+        let e = try Checked.product(n, d, bytes, what: "E"), c = try Checked.product(v, d, bytes, what: "C")
+        let rows = try Checked.product(n, 4 * 8, what: "the per-row buffers")
+        // Host: fp64 copies of E, C, their gradients, one block of reference logits, and the downloads.
+        let host = try Checked.sum([try Checked.product(n, d, 8 * 3, what: "E on the host"),
+                                    try Checked.product(v, d, 8 * 3, what: "C on the host"),
+                                    try Checked.product(CCEReference.block, v, 8 * 2, what: "the reference logits")], what: "the host memory")
+        return ResourceNeeds(deviceBuffers: [e, c, e, c, rows], hostBytes: host)
+    }
+
+    /// One space: the tile of logits (TB tokens x NB vocabulary entries), the dot products per step (MR x NR, VW
+    /// lanes along D), the work-group (WG work-items), the forward's vocabulary splits (VS) and the gradient
+    /// products' register block (PMR rows x PNV vectors). Local memory holds fp32 copies of the tile's rows of E
+    /// and C (D rounded up to VW), the tile, and the backward's accumulators.
+    public func spaces(for problem: CCEProblem) -> [SearchSpace] {
+        let parameters = [
+            Parameter("TB", [8, 16, 32, 64, 128]), Parameter("NB", [16, 32, 64, 128]),
+            Parameter("MR", [1, 2, 4, 8]), Parameter("NR", [1, 2, 4, 8]), Parameter("VW", [1, 4, 8, 16]),
+            Parameter("WG", [1, 4, 16, 64, 256]), Parameter("VS", [1, 2, 4, 8]),
+            Parameter("PMR", [1, 2, 4, 8]), Parameter("PNV", [1, 2, 4]),
+        ]
+        let d = problem.dim, localBytes = limits.localMemoryBytes
+        let constraints = [
+            .divides("TB % MR == 0", ["TB", "MR"], { $0["TB"]! }, { $0["MR"]! }),
+            .divides("NB % NR == 0", ["NB", "NR"], { $0["NB"]! }, { $0["NR"]! }),
+            Constraint("dot accumulators MR*NR*VW <= 1024 floats", ["MR", "NR", "VW"]) { $0["MR"]! * $0["NR"]! * $0["VW"]! <= 1024 },
+            Constraint("product accumulators PMR*PNV*VW <= 1024 floats", ["PMR", "PNV", "VW"]) { $0["PMR"]! * $0["PNV"]! * $0["VW"]! <= 1024 },
+            Constraint("local memory of D = \(d) <= \(localBytes) bytes", ["TB", "NB", "VW"]) { v in
+                Self.localFloats(tb: v["TB"]!, nb: v["NB"]!, vw: v["VW"]!, dim: d) * 4 <= localBytes
+            },
+        ] + limits.workGroupConstraints(["WG"]) { ($0["WG"]!, 1) }
+        return [SearchSpace(variant: "tiled", parameters: parameters, constraints: constraints)]
+    }
+
+    /// The most local memory any kernel of a configuration takes, in floats (the backward's: two row copies of
+    /// the owner's side, one of the other's, the tile, and a few per-row values).
+    static func localFloats(tb: Int, nb: Int, vw: Int, dim: Int) -> Int {
+        let dp = (dim + vw - 1) / vw * vw
+        return max(2 * tb, 2 * nb) * dp + min(tb, nb) * dp + tb * nb + 4 * max(tb, nb) + 16
+    }
+
+    /// CPU: one work-item per work-group working through a 64 x 32 tile in 4 x 4 dot products of 16 lanes; smaller
+    /// tiles when D leaves too little local memory. GPU: 64 work-items on smaller tiles.
+    public func defaults(for problem: CCEProblem) -> [Configuration] {
+        func tiled(_ tb: Int, _ nb: Int, mr: Int = 4, nr: Int = 4, vw: Int, wg: Int, vs: Int = 1) -> Configuration {
+            Configuration(variant: "tiled", ["TB": tb, "NB": nb, "MR": mr, "NR": nr, "VW": vw, "WG": wg, "VS": vs, "PMR": 4, "PNV": 2])
+        }
+        let cpu = [tiled(64, 32, vw: 16, wg: 1), tiled(32, 32, vw: 16, wg: 1), tiled(16, 16, vw: 16, wg: 1), tiled(8, 16, mr: 2, nr: 2, vw: 16, wg: 1)]
+        let gpu = [tiled(32, 32, mr: 2, nr: 2, vw: 4, wg: 64), tiled(16, 16, mr: 2, nr: 2, vw: 4, wg: 64), tiled(8, 16, mr: 2, nr: 2, vw: 4, wg: 16)]
+        return (limits.kind == .cpu ? cpu + gpu : gpu + cpu) + [tiled(8, 16, mr: 1, nr: 1, vw: 1, wg: 1)]
+    }
+
+    public func harness(_ problem: CCEProblem, seed: UInt64) throws -> CCEHarness {
+        try CCEHarness(family: self, problem: problem, seed: seed)
+    }
+
+    // MARK: Calls
+
+    /// What the loss saves for the gradients, and the loss itself (device buffers, fp32).
+    public final class Loss: @unchecked Sendable {
+        /// Per row: the log-sum-exp of its logits.
+        public let lse: DeviceBuffer<Float>
+        /// Per row: its loss (0 where the target is ignored).
+        public let losses: DeviceBuffer<Float>
+        /// One value: the reduced loss (for `none`, the sum).
+        public let total: DeviceBuffer<Float>
+        /// One value: the rows whose target is not ignored.
+        public let valid: DeviceBuffer<Int32>
+        /// The configuration and the kernels' events.
+        public let launch: KernelLaunch
+
+        init(lse: DeviceBuffer<Float>, losses: DeviceBuffer<Float>, total: DeviceBuffer<Float>, valid: DeviceBuffer<Int32>, launch: KernelLaunch) {
+            self.lse = lse
+            self.losses = losses
+            self.total = total
+            self.valid = valid
+            self.launch = launch
+        }
+
+        /// The reduced loss (waits for the kernels).
+        public func value() throws -> Float { try total.download(count: 1)[0] }
+    }
+
+    /// The loss of `problem` on device buffers: E (`tokens x dim`), C (`vocab x dim`), the bias (`vocab`, when
+    /// `problem.bias`) in the problem's storage (`Float16`, `Float`, or `UInt16` words for bfloat16), and Int32
+    /// targets (`tokens`).
+    ///
+    /// - Parameters:
+    ///   - configuration: a configuration to use instead of the dispatcher's choice.
+    ///   - checkTargets: checks every target on the device first (one small kernel and a 4-byte read, which waits
+    ///     for the queue); a target outside [0, V) that is not the ignore index throws ``CCEError``.
+    /// - Returns: the saved LSE and the losses; the kernels may still be running.
+    public func loss(_ problem: CCEProblem, embeddings: any AnyDeviceBuffer, classifier: any AnyDeviceBuffer,
+                     bias: (any AnyDeviceBuffer)? = nil, targets: DeviceBuffer<Int32>, configuration: Configuration? = nil,
+                     checkTargets: Bool = true) throws -> Loss {
+        try check(problem)
+        try validate(problem, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets)
+        if checkTargets { try self.checkTargets(problem, targets) }
+        let (config, source) = try resolve(configuration, for: problem)
+        let rows = problem.rows
+        let lse = try DeviceBuffer<Float>(context, count: rows), losses = try DeviceBuffer<Float>(context, count: rows)
+        let total = try DeviceBuffer<Float>(context, count: 1), valid = try DeviceBuffer<Int32>(context, count: 1)
+        let events = try core.serialized {
+            try forwardKernels(problem, config, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets,
+                               lse: lse, losses: losses, total: total, valid: valid)
+        }
+        return Loss(lse: lse, losses: losses, total: total, valid: valid,
+                    launch: KernelLaunch(configuration: config, source: source, events: events))
+    }
+
+    /// The gradients of the loss `loss` (from ``loss(_:embeddings:classifier:bias:targets:configuration:checkTargets:)``
+    /// on the same inputs) scaled by `gradOutput` (one value; for `none`, one per row), written to `dEmbeddings`
+    /// (`tokens x dim`), `dClassifier` (`vocab x dim`) and `dBias` (`vocab`, when `problem.bias`), in the storage
+    /// precision, accumulated in fp32.
+    @discardableResult
+    public func gradients(_ problem: CCEProblem, embeddings: any AnyDeviceBuffer, classifier: any AnyDeviceBuffer,
+                          bias: (any AnyDeviceBuffer)? = nil, targets: DeviceBuffer<Int32>, loss: Loss, gradOutput: DeviceBuffer<Float>,
+                          dEmbeddings: any AnyDeviceBuffer, dClassifier: any AnyDeviceBuffer, dBias: (any AnyDeviceBuffer)? = nil,
+                          configuration: Configuration? = nil) throws -> KernelLaunch {
+        try check(problem)
+        try validate(problem, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets)
+        try validate(problem, gradients: dEmbeddings, dClassifier, dBias)
+        let outputs = problem.reduction == .none ? problem.rows : 1
+        guard gradOutput.count >= outputs else {
+            throw CCEError.buffer("gradOutput holds \(gradOutput.count) floats; \(problem.reduction.rawValue) needs \(outputs)")
+        }
+        guard loss.lse.count >= problem.rows else { throw CCEError.buffer("the saved loss is of \(loss.lse.count) rows, the problem has \(problem.rows)") }
+        let (config, source) = try resolve(configuration, for: problem)
+        let events = try core.serialized {
+            try backwardKernels(problem, config, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets,
+                                loss: loss, gradOutput: gradOutput, dEmbeddings: dEmbeddings, dClassifier: dClassifier, dBias: dBias)
+        }
+        return KernelLaunch(configuration: config, source: source, events: events)
+    }
+
+    /// The fraction of gradient tiles the last ``gradients`` call skipped (reads the decisions; waits).
+    public func lastSkippedFraction() throws -> Double? {
+        guard let keep = lastKeep, lastKeepCount > 0 else { return nil }
+        let flags = try keep.download(count: lastKeepCount)
+        return Double(flags.filter { $0 == 0 }.count) / Double(flags.count)
+    }
+
+    private var lastKeep: DeviceBuffer<UInt8>?
+    private var lastKeepCount = 0
+
+    // MARK: Kernels
+
+    /// The build options of a configuration for a problem: its parameters and the problem's options.
+    func options(_ problem: CCEProblem, _ config: Configuration) -> String {
+        func literal(_ value: Double) -> String { String(format: "%.9ef", value) }
+        let filter = (try? problem.filterThreshold.get()) ?? nil
+        var options = config.defines + " -DPRECISION=\(problem.precision.define)"
+        options += " -DHAS_BIAS=\(problem.bias ? 1 : 0) -DSHIFT=\(problem.shift ? 1 : 0) -DIGNORE=(\(problem.ignoreIndex))"
+        options += " -DUSE_SOFTCAP=\(problem.softcap > 0 ? 1 : 0) -DSOFTCAP=\(literal(problem.softcap > 0 ? problem.softcap : 1))"
+        options += " -DZLOSS=\(literal(problem.zLoss)) -DSMOOTH=\(literal(problem.labelSmoothing))"
+        options += " -DUSE_FILTER=\(filter != nil ? 1 : 0) -DFILTER=\(literal(Double(filter ?? 0)))"
+        return options
+    }
+
+    private func geometry(_ problem: CCEProblem, _ config: Configuration) -> (tb: Int, nb: Int, wg: Int, vs: Int, dp: Int) {
+        let v = config.values
+        let vw = v["VW"]!
+        return (v["TB"]!, v["NB"]!, v["WG"]!, v["VS"]!, (problem.dim + vw - 1) / vw * vw)
+    }
+
+    private func forwardKernels(_ problem: CCEProblem, _ config: Configuration, embeddings: any AnyDeviceBuffer,
+                                classifier: any AnyDeviceBuffer, bias: (any AnyDeviceBuffer)?, targets: DeviceBuffer<Int32>,
+                                lse: DeviceBuffer<Float>, losses: DeviceBuffer<Float>, total: DeviceBuffer<Float>,
+                                valid: DeviceBuffer<Int32>) throws -> [Event] {
+        let options = self.options(problem, config)
+        let (tb, nb, wg, vs, dp) = geometry(problem, config)
+        let rows = problem.rows
+        let (r, v, d) = (Int32(rows), Int32(problem.vocab), Int32(problem.dim))
+        let part = try core.scratch("part", count: vs * rows * 4, of: Float.self)
+        let queue = context.queue
+        let (e, c) = (try argument(embeddings), try argument(classifier))
+        let b = try bias.map(argument) ?? e
+        var events: [Event] = []
+        events.append(try core.kernel("cce_forward", options: options).launch(
+            on: queue, global: [ceilDiv(rows, tb) * wg, vs], local: [wg, 1],
+            arguments: [r, v, d, Int32(dp), e, c, b, targets, part,
+                        LocalMemory(bytes: tb * dp * 4), LocalMemory(bytes: nb * dp * 4), LocalMemory(bytes: tb * nb * 4),
+                        LocalMemory(bytes: tb * 16)]))
+        events.append(try core.kernel("cce_forward_finish", options: options).launch(
+            on: queue, global: [roundUp(rows, 64)], local: [64], arguments: [r, v, part, targets, lse, losses]))
+        events.append(try core.kernel("cce_reduce", options: options).launch(
+            on: queue, global: [64], local: [64],
+            arguments: [r, Int32(problem.reduction == .mean ? 1 : 0), losses, targets, total, valid]))
+        return events
+    }
+
+    private func backwardKernels(_ problem: CCEProblem, _ config: Configuration, embeddings: any AnyDeviceBuffer,
+                                 classifier: any AnyDeviceBuffer, bias: (any AnyDeviceBuffer)?, targets: DeviceBuffer<Int32>,
+                                 loss: Loss, gradOutput: DeviceBuffer<Float>, dEmbeddings: any AnyDeviceBuffer,
+                                 dClassifier: any AnyDeviceBuffer, dBias: (any AnyDeviceBuffer)?) throws -> [Event] {
+        let options = self.options(problem, config)
+        let (tb, nb, wg, _, dp) = geometry(problem, config)
+        let (n, rows) = (problem.tokens, problem.rows)
+        let tiles = ceilDiv(n, tb), chunks = ceilDiv(problem.vocab, nb)
+        let keep = try core.scratch("keep", count: tiles * chunks, of: UInt8.self)
+        lastKeep = keep
+        lastKeepCount = tiles * chunks
+        let mode = Int32(problem.reduction == .mean ? 0 : problem.reduction == .sum ? 1 : 2)
+        let (e, c) = (try argument(embeddings), try argument(classifier))
+        let b = try bias.map(argument) ?? e
+        let (de, dc) = (try argument(dEmbeddings), try argument(dClassifier))
+        let db = try dBias.map(argument) ?? dc
+        let common: [any KernelArgument] = [e, c, b, targets, loss.lse, gradOutput, mode, loss.valid]
+        let (nn, r, v, d, dpp) = (Int32(n), Int32(rows), Int32(problem.vocab), Int32(problem.dim), Int32(dp))
+        let queue = context.queue
+        let local = [LocalMemory(bytes: tb * dp * 4), LocalMemory(bytes: nb * dp * 4), LocalMemory(bytes: tb * nb * 4)]
+        var events: [Event] = []
+        events.append(try core.kernel("cce_backward_e", options: options).launch(
+            on: queue, global: [tiles * wg], local: [wg],
+            arguments: [nn, r, v, d, dpp] + common + [keep, de] + local + [LocalMemory(bytes: tb * dp * 4)]))
+        events.append(try core.kernel("cce_backward_c", options: options).launch(
+            on: queue, global: [chunks * wg], local: [wg],
+            arguments: [r, v, d, dpp] + common + [keep, dc, db] + local + [LocalMemory(bytes: nb * dp * 4)]))
+        return events
+    }
+
+    /// Checks the targets on the device; throws for the first one outside [0, V) that is not the ignore index.
+    func checkTargets(_ problem: CCEProblem, _ targets: DeviceBuffer<Int32>) throws {
+        let bad = try DeviceBuffer<Int32>(context, [Int32(problem.tokens)])
+        let options = "-DIGNORE=(\(problem.ignoreIndex)) -DPRECISION=32"
+        try core.serialized {
+            _ = try core.kernel("cce_check_targets", options: options).launch(
+                on: context.queue, global: [roundUp(problem.tokens, 64)], local: [64],
+                arguments: [Int32(problem.tokens), Int32(problem.vocab), targets, bad])
+        }
+        let position = Int(try bad.download(count: 1)[0])
+        if position < problem.tokens {
+            let value = try targets.download(offset: position, count: 1)[0]
+            throw CCEError.targetOutOfRange(position: position, target: Int(value), vocab: problem.vocab, ignoreIndex: problem.ignoreIndex)
+        }
+    }
+
+    /// The buffer as a kernel argument (every ``DeviceBuffer`` is one).
+    private func argument(_ buffer: any AnyDeviceBuffer) throws -> any KernelArgument {
+        guard let argument = buffer as? any KernelArgument else { throw CCEError.buffer("\(buffer.elementTypeName) buffer is not a kernel argument") }
+        return argument
+    }
+}

@@ -1,0 +1,165 @@
+import Autotuning
+import Foundation
+import OpenCLRuntime
+import Testing
+@testable import TunedKernels
+
+/// Cut cross-entropy against the fp64 CPU reference: odd shapes, every option, every storage precision, both
+/// gradient modes (exact, filtered), and every bad input refused with its message.
+@Suite(.serialized) struct CutCrossEntropyTests {
+    static let cce: CutCrossEntropy? = Shared.context.flatMap { try? CutCrossEntropy(context: $0, database: .init()) }
+
+    /// Runs the forward and backward once on the harness's data (20% of targets ignored) and checks every part.
+    static func expectCorrect(_ problem: CCEProblem, configuration: Configuration? = nil, seed: UInt64 = 3,
+                              sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let cce = try #require(cce)
+        let harness = try CCEHarness(family: cce, problem: problem, seed: seed, ignoredFraction: 0.2)
+        try harness.reset()
+        _ = try harness.launch(configuration)
+        try cce.context.queue.finish()
+        let check = try harness.check()
+        let failing = check.parts.filter { !$0.value.passed }.map { "\($0.key) \($0.value.maxAbsError) > \($0.value.tolerance)" }
+        #expect(check.passed, "\(problem): loss relative error \(check.maxAbsError) (tolerance \(check.tolerance)); \(failing)",
+                sourceLocation: sourceLocation)
+    }
+
+    static let shapes: [(Int, Int, Int)] = [(256, 512, 128), (252, 507, 123), (1, 3, 1), (1000, 1031, 67)]
+
+    @Test(arguments: CCEPrecision.allCases)
+    func plainMeanOnOddShapesExact(precision: CCEPrecision) throws {
+        for (n, v, d) in Self.shapes {
+            try Self.expectCorrect(CCEProblem(tokens: n, vocab: v, dim: d, precision: precision, filter: "off", data: .uniform))
+        }
+    }
+
+    /// Bias, softcap 20, shift, z-loss and label smoothing together, with every reduction.
+    @Test(arguments: CCEReduction.allCases)
+    func everyOptionTogether(reduction: CCEReduction) throws {
+        for (n, v, d) in [(252, 507, 123), (1000, 1031, 67)] {
+            for precision in CCEPrecision.allCases {
+                try Self.expectCorrect(CCEProblem(tokens: n, vocab: v, dim: d, precision: precision, bias: true, softcap: 20, shift: true,
+                                                  zLoss: 1e-3, labelSmoothing: 0.1, reduction: reduction, filter: "off", data: .uniform))
+            }
+        }
+    }
+
+    /// A peaked softmax (the trained-like data) with the default filter (fp16, bfloat16) or a threshold (fp32):
+    /// tiles are skipped and the result stays within the filtered tolerance.
+    @Test(arguments: CCEPrecision.allCases)
+    func peakedSoftmaxFiltered(precision: CCEPrecision) throws {
+        let filter = precision == .single ? "1e-5" : "auto"
+        for (n, v, d) in [(256, 512, 128), (1000, 1031, 67)] {
+            let problem = CCEProblem(tokens: n, vocab: v, dim: d, precision: precision, bias: true, filter: filter, data: .trained)
+            try Self.expectCorrect(problem)
+        }
+        let cce = try #require(Self.cce)
+        // At D = 1024 the entries outside a token's few are about N(0, 0.9): below 1e-5 after the softmax.
+        let harness = try CCEHarness(family: cce, problem: CCEProblem(tokens: 256, vocab: 4096, dim: 1024, precision: precision, filter: filter),
+                                     seed: 5, ignoredFraction: 0.1)
+        let measured = try harness.measure(nil, repetitions: 1)
+        #expect(measured.isCorrect)
+        let skipped = try #require(measured.metrics["skipped_tile_fraction"])
+        #expect(skipped > 0.5, "a peaked softmax over 4096 entries skips most tiles: \(skipped)")
+    }
+
+    /// Several configurations, including work-groups of many work-items, vocabulary splits, narrow vectors and
+    /// register blocks that do not divide the tiles.
+    @Test(arguments: [
+        Configuration(variant: "tiled", ["TB": 16, "NB": 32, "MR": 2, "NR": 4, "VW": 4, "WG": 16, "VS": 4, "PMR": 8, "PNV": 4]),
+        Configuration(variant: "tiled", ["TB": 8, "NB": 16, "MR": 8, "NR": 1, "VW": 1, "WG": 4, "VS": 2, "PMR": 1, "PNV": 1]),
+        Configuration(variant: "tiled", ["TB": 128, "NB": 64, "MR": 4, "NR": 8, "VW": 16, "WG": 1, "VS": 8, "PMR": 2, "PNV": 4]),
+    ])
+    func configurations(configuration: Configuration) throws {
+        for (n, v, d) in [(252, 507, 123), (1, 3, 1)] {
+            try Self.expectCorrect(CCEProblem(tokens: n, vocab: v, dim: d, precision: .half, bias: true, shift: n > 1, filter: "off", data: .uniform),
+                                   configuration: configuration)
+        }
+    }
+
+    /// The extra device memory of the cut path (beyond E, C, targets, their gradients and the LSE) does not grow
+    /// with the vocabulary, except for one byte of skip decision per tile.
+    @Test func extraMemoryDoesNotGrowWithTheVocabulary() throws {
+        let cce = try #require(Self.cce)
+        var extras: [Int: Double] = [:]
+        for v in [1000, 8000] {
+            let harness = try CCEHarness(family: cce, problem: CCEProblem(tokens: 256, vocab: v, dim: 64, precision: .half), seed: 1,
+                                         ignoredFraction: 0.1)
+            cce.core.releaseScratch()
+            let measured = try harness.measure(nil, repetitions: 1)
+            #expect(measured.isCorrect)
+            let extra = try #require(measured.metrics["extra_device_bytes"])
+            extras[v] = extra
+        }
+        let logits = 256.0 * 8000 * 2
+        #expect(extras[8000]! <= extras[1000]! + 256 * 8000 / 8, "\(extras)")
+        #expect(extras[8000]! < 0.01 * logits, "\(extras) against \(logits) bytes of logits")
+    }
+
+    // MARK: Bad input
+
+    @Test func badProblemsAreRefused() throws {
+        let cce = try #require(Self.cce)
+        let cases: [(CCEProblem, String)] = [
+            (CCEProblem(tokens: 0, vocab: 10, dim: 4), "tokens must be at least 1"),
+            (CCEProblem(tokens: 4, vocab: 10, dim: 0), "dim must be at least 1"),
+            (CCEProblem(tokens: 1, vocab: 10, dim: 4, shift: true), "shift needs at least 2 tokens"),
+            (CCEProblem(tokens: 4, vocab: 10, dim: 4, softcap: -1), "softcap must be 0"),
+            (CCEProblem(tokens: 4, vocab: 10, dim: 4, labelSmoothing: 1), "label-smoothing must be in [0, 1)"),
+            (CCEProblem(tokens: 4, vocab: 10, dim: 4, zLoss: -1), "z-loss must be at least 0"),
+            (CCEProblem(tokens: 4, vocab: 10, dim: 4, filter: "often"), "--filter must be auto, off or a threshold"),
+        ]
+        for (problem, message) in cases {
+            #expect { try cce.check(problem) } throws: { "\($0)".contains(message) }
+        }
+    }
+
+    @Test func badBuffersAndTargetsAreRefused() throws {
+        let cce = try #require(Self.cce)
+        let context = cce.context
+        let problem = CCEProblem(tokens: 5, vocab: 7, dim: 3, precision: .half)
+        let e = try DeviceBuffer<Float16>(context, count: 15), c = try DeviceBuffer<Float16>(context, count: 21)
+        let good = try DeviceBuffer<Int32>(context, [0, 6, -100, 3, 1])
+        // A target outside [0, V) names its position.
+        let bad = try DeviceBuffer<Int32>(context, [0, 6, -100, 7, 1])
+        #expect(throws: CCEError.targetOutOfRange(position: 3, target: 7, vocab: 7, ignoreIndex: -100)) {
+            try cce.loss(problem, embeddings: e, classifier: c, targets: bad)
+        }
+        let negative = try DeviceBuffer<Int32>(context, [0, -1, -100, 3, 1])
+        #expect { try cce.loss(problem, embeddings: e, classifier: c, targets: negative) } throws: { "\($0)".contains("targets[1] = -1") }
+        // Element type, size, bias presence.
+        let single = try DeviceBuffer<Float>(context, count: 15)
+        #expect { try cce.loss(problem, embeddings: single, classifier: c, targets: good) } throws: { "\($0)".contains("half storage needs Float16") }
+        let short = try DeviceBuffer<Float16>(context, count: 20)
+        #expect { try cce.loss(problem, embeddings: e, classifier: short, targets: good) } throws: { "\($0)".contains("classifier holds 20 elements") }
+        #expect { try cce.loss(problem, embeddings: e, classifier: c, bias: c, targets: good) } throws: { "\($0)".contains("the problem has no bias") }
+        var withBias = problem
+        withBias.bias = true
+        #expect { try cce.loss(withBias, embeddings: e, classifier: c, targets: good) } throws: { "\($0)".contains("no bias buffer") }
+        let shortTargets = try DeviceBuffer<Int32>(context, [0, 1])
+        #expect { try cce.loss(problem, embeddings: e, classifier: c, targets: shortTargets) } throws: { "\($0)".contains("targets holds 2") }
+        // The gradients: their buffers and the incoming gradient.
+        let loss = try cce.loss(problem, embeddings: e, classifier: c, targets: good)
+        let one = try DeviceBuffer<Float>(context, [1])
+        let de = try DeviceBuffer<Float16>(context, count: 15), dc = try DeviceBuffer<Float16>(context, count: 21)
+        #expect { try cce.gradients(problem, embeddings: e, classifier: c, targets: good, loss: loss, gradOutput: one,
+                                    dEmbeddings: de, dClassifier: try DeviceBuffer<Float16>(context, count: 3)) } throws: { "\($0)".contains("dClassifier holds 3") }
+        var none = problem
+        none.reduction = .none
+        #expect { try cce.gradients(none, embeddings: e, classifier: c, targets: good, loss: loss, gradOutput: one,
+                                    dEmbeddings: de, dClassifier: dc) } throws: { "\($0)".contains("none needs 5") }
+        try cce.gradients(problem, embeddings: e, classifier: c, targets: good, loss: loss, gradOutput: one, dEmbeddings: de, dClassifier: dc)
+        try context.queue.finish()
+    }
+
+    /// The JSON problem of every subcommand, with its defaults and hyphenated keys.
+    @Test func problemOptionsParse() throws {
+        let problem = try ProblemParser.parse(CCEProblem.self, family: "cce", options: CutCrossEntropy.problemOptions,
+                                              arguments: ["--tokens", "12", "--vocab", "30", "--dim", "5", "--z-loss", "0.001", "--shift",
+                                                          "--filter", "off", "--precision", "bfloat16"])
+        #expect(problem == CCEProblem(tokens: 12, vocab: 30, dim: 5, precision: .bfloat16, shift: true, zLoss: 0.001, filter: "off"))
+        #expect(CutCrossEntropy.key(problem).tags == ["precision": "bfloat16", "filter": "off"])
+        let json = try JSONEncoder().encode(problem)
+        #expect(try JSONDecoder().decode(CCEProblem.self, from: json) == problem)
+        #expect(String(decoding: json, as: UTF8.self).contains("\"ignore-index\":-100"))
+    }
+}
