@@ -173,19 +173,30 @@ inline void ce_logits(__local float* Z, __local const float* Es, __local const f
   }
 }
 
+/* Stages `count` rows of X from row `first` (`valid` of them exist) into `dst` (Es or Cs), then computes
+   the logits tile Z = Es . Cs. Call after a barrier; ends with one. */
+inline void ce_tile(__local float* Z, __local float* dst, const __global real* X, const long first, const int count,
+                    const int valid, __local const float* Es, __local const float* Cs, const int D, const int DP) {
+  ce_stage(dst, X, first, count, valid, D, DP);
+  barrier(CLK_LOCAL_MEM_FENCE);
+  ce_logits(Z, Es, Cs, DP);
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+
 /* ------------------------------------------------------------------------------------------------ */
 /* Forward                                                                                          */
 /* ------------------------------------------------------------------------------------------------ */
 /*
  * cce_forward: group (x, s) owns rows [x*TB, x*TB + TB) and the vocabulary chunks s, s + VS, ...
  * It writes, per row, a partial state (max, sum of exp relative to max, target logit, sum of logits)
- * to part[(s * ROWS + i) * 4 ...]. Local: Es TB*DP, Cs NB*DP, Z TB*NB, St TB*4.
+ * to part[(s * ROWS + i) * 4 ...], and the largest logit of each (row tile, chunk) over rows with a target
+ * to tmax[tile * chunks + chunk]. Local: Es TB*DP, Cs NB*DP, Z TB*NB, St TB*5.
  * NDRange: global (ceil(ROWS/TB) * WG, VS), local (WG, 1).
  */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void cce_forward(const int ROWS, const int V, const int D, const int DP,
                  const __global real* E, const __global real* C, const __global real* bias,
-                 const __global int* targets, __global float* part,
+                 const __global int* targets, __global float* part, __global float* tmax,
                  __local float* Es, __local float* Cs, __local float* Z, __local float* St)
 {
   const int row0 = get_group_id(0) * TB;
@@ -193,20 +204,17 @@ void cce_forward(const int ROWS, const int V, const int D, const int DP,
   const int rows = min(TB, ROWS - row0);
   ce_stage(Es, E, row0, TB, rows, D, DP);
   for (int r = get_local_id(0); r < TB; r += WG) {
-    St[r * 4 + 0] = -INFINITY;
-    St[r * 4 + 1] = 0.0f;
-    St[r * 4 + 2] = 0.0f;
-    St[r * 4 + 3] = 0.0f;
+    St[r * 5 + 0] = -INFINITY;
+    St[r * 5 + 1] = 0.0f;
+    St[r * 5 + 2] = 0.0f;
+    St[r * 5 + 3] = 0.0f;
   }
   const int chunks = (V + NB - 1) / NB;
   for (int chunk = split; chunk < chunks; chunk += VS) {
     const int v0 = chunk * NB;
     const int cols = min(NB, V - v0);
     barrier(CLK_LOCAL_MEM_FENCE);
-    ce_stage(Cs, C, v0, NB, cols, D, DP);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    ce_logits(Z, Es, Cs, DP);
-    barrier(CLK_LOCAL_MEM_FENCE);
+    ce_tile(Z, Cs, C, v0, NB, cols, Es, Cs, D, DP);
     for (int r = get_local_id(0); r < rows; r += WG) {
       const int t = CE_TARGET(targets, row0 + r);
       float16 mv = (float16)(-INFINITY), zs = (float16)(0.0f);
@@ -220,21 +228,29 @@ void cce_forward(const int ROWS, const int V, const int D, const int DP,
       float16 sv = (float16)(0.0f);
       for (int n = 0; n < NB; n += 16) sv += exp(vload16(0, Z + r * NB + n) - m);
       const float s = CE_HSUM(16, sv);
-      const float m0 = St[r * 4 + 0], s0 = St[r * 4 + 1];
+      const float m0 = St[r * 5 + 0], s0 = St[r * 5 + 1];
       const float mn = fmax(m0, m);
-      St[r * 4 + 0] = mn;
-      St[r * 4 + 1] = s0 * exp(m0 - mn) + s * exp(m - mn);
-      if (t >= v0 && t < v0 + cols) St[r * 4 + 2] = Z[r * NB + t - v0];
-      St[r * 4 + 3] += CE_HSUM(16, zs);
+      St[r * 5 + 0] = mn;
+      St[r * 5 + 1] = s0 * exp(m0 - mn) + s * exp(m - mn);
+      if (t >= v0 && t < v0 + cols) St[r * 5 + 2] = Z[r * NB + t - v0];
+      St[r * 5 + 3] += CE_HSUM(16, zs);
+      St[r * 5 + 4] = t == IGNORE ? -INFINITY : m;
+    }
+    /* the tile's largest logit over rows with a target: the backward's bound on its softmax values */
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (get_local_id(0) == 0) {
+      float m = -INFINITY;
+      for (int r = 0; r < rows; ++r) m = fmax(m, St[r * 5 + 4]);
+      tmax[(long)get_group_id(0) * chunks + chunk] = m;
     }
   }
   barrier(CLK_LOCAL_MEM_FENCE);
   for (int r = get_local_id(0); r < rows; r += WG) {
     __global float* p = part + ((long)split * ROWS + row0 + r) * 4;
-    p[0] = St[r * 4 + 0];
-    p[1] = St[r * 4 + 1];
-    p[2] = St[r * 4 + 2];
-    p[3] = St[r * 4 + 3];
+    p[0] = St[r * 5 + 0];
+    p[1] = St[r * 5 + 1];
+    p[2] = St[r * 5 + 2];
+    p[3] = St[r * 5 + 3];
   }
 }
 
@@ -400,38 +416,56 @@ inline void ce_product(__local float* Out, const int outRows, __local const floa
 
 /*
  * cce_backward_e: group x owns rows [x*TB, x*TB + TB) of dE (over all N rows: rows >= ROWS get 0).
- * For every vocabulary chunk: the logits tile, its gradient tile, and -- unless every entry is below
- * FILTER -- dE += G . C_chunk. keep[x * chunks + chunk] records the decision for cce_backward_c.
+ * For every vocabulary chunk whose bound from the forward (tmax) reaches FILTER: the logits tile, its
+ * gradient tile, and -- unless every entry is below FILTER -- dE += G . C_chunk. keep[x * chunks + chunk]
+ * records the decision for cce_backward_c.
  * Local: Es TB*DP, Cs NB*DP, Z TB*NB, Acc TB*DP. NDRange: global (ceil(N/TB) * WG), local (WG).
  */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void cce_backward_e(const int N, const int ROWS, const int V, const int D, const int DP,
                     const __global real* E, const __global real* C, const __global real* bias,
                     const __global int* targets, const __global float* lse, const __global float* grad,
-                    const int mode, const __global int* count, __global uchar* keep, __global real* dE,
+                    const int mode, const __global int* count, const __global float* tmax,
+                    __global uchar* keep, __global real* dE,
                     __local float* Es, __local float* Cs, __local float* Z, __local float* Acc)
 {
   __local int kept;
+  __local float lmin, lscale;
   const int tile = get_group_id(0);
   const int row0 = tile * TB;
   const int rows = max(0, min(TB, ROWS - row0));
   const int valid = count[0];
+  /* A tile's softmax values are at most exp(tmax - min LSE) (rows with a target); times the z-loss factor,
+     plus the smoothing term, that bounds |G / g| before any logit is recomputed. */
+  if (get_local_id(0) == 0) {
+    float lo = INFINITY, hi = 0.0f;
+    for (int r = 0; r < rows; ++r) {
+      if (CE_TARGET(targets, row0 + r) == IGNORE)
+        continue;
+      lo = fmin(lo, lse[row0 + r]);
+      hi = fmax(hi, fabs(lse[row0 + r]));
+    }
+    lmin = lo;
+    lscale = 1.0f + 2.0f * ZLOSS * hi;
+  }
   ce_stage(Es, E, row0, TB, rows, D, DP);
   for (int idx = get_local_id(0); idx < TB * DP; idx += WG) Acc[idx] = 0.0f;
   const int chunks = (V + NB - 1) / NB;
   for (int chunk = 0; chunk < chunks; ++chunk) {
     const int v0 = chunk * NB;
     const int cols = min(NB, V - v0);
-    if (rows == 0) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+#if USE_FILTER
+    const float bound = rows == 0 ? 0.0f : exp(tmax[(long)tile * chunks + chunk] - lmin) * lscale + SMOOTH / (float)V;
+#else
+    const float bound = rows == 0 ? 0.0f : 1.0f;
+#endif
+    if (!(bound >= FILTER) || rows == 0) {
       if (get_local_id(0) == 0) keep[(long)tile * chunks + chunk] = 0;
       continue;
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
     if (get_local_id(0) == 0) kept = 0;
-    ce_stage(Cs, C, v0, NB, cols, D, DP);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    ce_logits(Z, Es, Cs, DP);
-    barrier(CLK_LOCAL_MEM_FENCE);
+    ce_tile(Z, Cs, C, v0, NB, cols, Es, Cs, D, DP);
     ce_gradient_tile(Z, row0, rows, v0, cols, bias, targets, lse, grad, mode, valid, V, &kept);
     barrier(CLK_LOCAL_MEM_FENCE);
     const int k = kept;
@@ -478,10 +512,7 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
     const int rows = min(TB, ROWS - row0);
     barrier(CLK_LOCAL_MEM_FENCE);
     if (get_local_id(0) == 0) kept = 0;
-    ce_stage(Es, E, row0, TB, rows, D, DP);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    ce_logits(Z, Es, Cs, DP);
-    barrier(CLK_LOCAL_MEM_FENCE);
+    ce_tile(Z, Es, E, row0, TB, rows, Es, Cs, D, DP);
     ce_gradient_tile(Z, row0, rows, v0, cols, bias, targets, lse, grad, mode, valid, V, &kept);
     barrier(CLK_LOCAL_MEM_FENCE);
     ce_product(Acc, NB, Z, 1, NB, TB, Es, DP);

@@ -119,8 +119,7 @@ public final class CCEHarness: KernelHarness {
                                    checkTargets: false)
         lastLoss = loss
         let backward = try family.gradients(problem, embeddings: e, classifier: c, bias: bias, targets: targets, loss: loss,
-                                            gradOutput: grad, dEmbeddings: dE, dClassifier: dC, dBias: dBias,
-                                            configuration: loss.launch.configuration)
+                                            gradOutput: grad, dEmbeddings: dE, dClassifier: dC, dBias: dBias)
         return KernelLaunch(configuration: loss.launch.configuration, source: loss.launch.source,
                             events: loss.launch.events + backward.events)
     }

@@ -110,7 +110,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     /// the owner's side, one of the other's, the tile, and a few per-row values).
     static func localFloats(tb: Int, nb: Int, vw: Int, dim: Int) -> Int {
         let dp = (dim + vw - 1) / vw * vw
-        return max(2 * tb, 2 * nb) * dp + min(tb, nb) * dp + tb * nb + 4 * max(tb, nb) + 16
+        return max(2 * tb, 2 * nb) * dp + min(tb, nb) * dp + tb * nb + 5 * max(tb, nb) + 16
     }
 
     /// CPU: one work-item per work-group working through a 64 x 32 tile in 4 x 4 dot products of 16 lanes; smaller
@@ -140,14 +140,19 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         public let total: DeviceBuffer<Float>
         /// One value: the rows whose target is not ignored.
         public let valid: DeviceBuffer<Int32>
+        /// Per tile of the configuration (rows x vocabulary chunk): its largest logit over rows with a target, from
+        /// which the gradients bound the tile's softmax values before recomputing it.
+        let tileMax: DeviceBuffer<Float>
         /// The configuration and the kernels' events.
         public let launch: KernelLaunch
 
-        init(lse: DeviceBuffer<Float>, losses: DeviceBuffer<Float>, total: DeviceBuffer<Float>, valid: DeviceBuffer<Int32>, launch: KernelLaunch) {
+        init(lse: DeviceBuffer<Float>, losses: DeviceBuffer<Float>, total: DeviceBuffer<Float>, valid: DeviceBuffer<Int32>,
+             tileMax: DeviceBuffer<Float>, launch: KernelLaunch) {
             self.lse = lse
             self.losses = losses
             self.total = total
             self.valid = valid
+            self.tileMax = tileMax
             self.launch = launch
         }
 
@@ -174,23 +179,25 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         let rows = problem.rows
         let lse = try DeviceBuffer<Float>(context, count: rows), losses = try DeviceBuffer<Float>(context, count: rows)
         let total = try DeviceBuffer<Float>(context, count: 1), valid = try DeviceBuffer<Int32>(context, count: 1)
+        let (tb, nb, _, _, _) = geometry(problem, config)
+        let tileMax = try DeviceBuffer<Float>(context, count: ceilDiv(rows, tb) * ceilDiv(problem.vocab, nb))
         let events = try core.serialized {
             try forwardKernels(problem, config, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets,
-                               lse: lse, losses: losses, total: total, valid: valid)
+                               lse: lse, losses: losses, total: total, valid: valid, tileMax: tileMax)
         }
-        return Loss(lse: lse, losses: losses, total: total, valid: valid,
+        return Loss(lse: lse, losses: losses, total: total, valid: valid, tileMax: tileMax,
                     launch: KernelLaunch(configuration: config, source: source, events: events))
     }
 
     /// The gradients of the loss `loss` (from ``loss(_:embeddings:classifier:bias:targets:configuration:checkTargets:)``
     /// on the same inputs) scaled by `gradOutput` (one value; for `none`, one per row), written to `dEmbeddings`
     /// (`tokens x dim`), `dClassifier` (`vocab x dim`) and `dBias` (`vocab`, when `problem.bias`), in the storage
-    /// precision, accumulated in fp32.
+    /// precision, accumulated in fp32. They use the loss call's configuration (its tiles are those of the saved
+    /// per-tile bounds).
     @discardableResult
     public func gradients(_ problem: CCEProblem, embeddings: any AnyDeviceBuffer, classifier: any AnyDeviceBuffer,
                           bias: (any AnyDeviceBuffer)? = nil, targets: DeviceBuffer<Int32>, loss: Loss, gradOutput: DeviceBuffer<Float>,
-                          dEmbeddings: any AnyDeviceBuffer, dClassifier: any AnyDeviceBuffer, dBias: (any AnyDeviceBuffer)? = nil,
-                          configuration: Configuration? = nil) throws -> KernelLaunch {
+                          dEmbeddings: any AnyDeviceBuffer, dClassifier: any AnyDeviceBuffer, dBias: (any AnyDeviceBuffer)? = nil) throws -> KernelLaunch {
         try check(problem)
         try validate(problem, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets)
         try validate(problem, gradients: dEmbeddings, dClassifier, dBias)
@@ -199,7 +206,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
             throw CCEError.buffer("gradOutput holds \(gradOutput.count) floats; \(problem.reduction.rawValue) needs \(outputs)")
         }
         guard loss.lse.count >= problem.rows else { throw CCEError.buffer("the saved loss is of \(loss.lse.count) rows, the problem has \(problem.rows)") }
-        let (config, source) = try resolve(configuration, for: problem)
+        let (config, source) = (loss.launch.configuration, loss.launch.source)
         let events = try core.serialized {
             try backwardKernels(problem, config, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets,
                                 loss: loss, gradOutput: gradOutput, dEmbeddings: dEmbeddings, dClassifier: dClassifier, dBias: dBias)
@@ -240,7 +247,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     private func forwardKernels(_ problem: CCEProblem, _ config: Configuration, embeddings: any AnyDeviceBuffer,
                                 classifier: any AnyDeviceBuffer, bias: (any AnyDeviceBuffer)?, targets: DeviceBuffer<Int32>,
                                 lse: DeviceBuffer<Float>, losses: DeviceBuffer<Float>, total: DeviceBuffer<Float>,
-                                valid: DeviceBuffer<Int32>) throws -> [Event] {
+                                valid: DeviceBuffer<Int32>, tileMax: DeviceBuffer<Float>) throws -> [Event] {
         let options = self.options(problem, config)
         let (tb, nb, wg, vs, dp) = geometry(problem, config)
         let rows = problem.rows
@@ -252,9 +259,9 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         var events: [Event] = []
         events.append(try core.kernel("cce_forward", options: options).launch(
             on: queue, global: [ceilDiv(rows, tb) * wg, vs], local: [wg, 1],
-            arguments: [r, v, d, Int32(dp), e, c, b, targets, part,
+            arguments: [r, v, d, Int32(dp), e, c, b, targets, part, tileMax,
                         LocalMemory(bytes: tb * dp * 4), LocalMemory(bytes: nb * dp * 4), LocalMemory(bytes: tb * nb * 4),
-                        LocalMemory(bytes: tb * 16)]))
+                        LocalMemory(bytes: tb * 20)]))
         events.append(try core.kernel("cce_forward_finish", options: options).launch(
             on: queue, global: [roundUp(rows, 64)], local: [64], arguments: [r, v, part, targets, lse, losses]))
         events.append(try core.kernel("cce_reduce", options: options).launch(
@@ -286,7 +293,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         var events: [Event] = []
         events.append(try core.kernel("cce_backward_e", options: options).launch(
             on: queue, global: [tiles * wg], local: [wg],
-            arguments: [nn, r, v, d, dpp] + common + [keep, de] + local + [LocalMemory(bytes: tb * dp * 4)]))
+            arguments: [nn, r, v, d, dpp] + common + [loss.tileMax, keep, de] + local + [LocalMemory(bytes: tb * dp * 4)]))
         events.append(try core.kernel("cce_backward_c", options: options).launch(
             on: queue, global: [chunks * wg], local: [wg],
             arguments: [r, v, d, dpp] + common + [keep, dc, db] + local + [LocalMemory(bytes: nb * dp * 4)]))
