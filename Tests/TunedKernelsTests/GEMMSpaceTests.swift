@@ -67,14 +67,17 @@ import Testing
     /// where vectors are 16 floats wide.
     @Test func cpuDefaultsFollowTheVectorWidth() {
         let problems = [GEMMProblem(m: 1024, n: 1024, k: 1024, precision: .half), GEMMProblem(m: 4096, n: 64, k: 4096, precision: .half),
-                        GEMMProblem(m: 4096, n: 64, k: 4096, precision: .single, layout: .tn)]
+                        GEMMProblem(m: 4096, n: 64, k: 4096, precision: .single, layout: .tn),
+                        GEMMProblem(m: 2048, n: 1024, k: 4096, precision: .half, layout: .tn)]
         for width in [8, 16] {
             var limits = Self.cpu
             limits.nativeFloatVectorWidth = width
             for problem in problems {
                 let first = GEMMDefaults.configurations(for: problem, limits: limits)[0]
-                #expect(first.variant == (width == 16 || problem.n <= 128 ? "packb" : "packed"), "\(problem) width \(width): \(first)")
-                #expect(first["VW"] == (width == 16 && first.variant == "packb" ? 16 : 8))
+                // B's panels for a small N; for every large shape with 16-float vectors, unless A is stored K x M.
+                let packb = problem.n <= 128 || (width == 16 && !problem.layout.transposeA)
+                #expect(first.variant == (packb ? "packb" : "packed"), "\(problem) width \(width): \(first)")
+                #expect(first["VW"] == (width == 16 ? 16 : 8))
                 if first.variant == "packb" { #expect(first["PAC"] == (problem.precision == .half && !problem.layout.transposeA ? 64 : 0)) }
                 #expect(GEMMSpace.spaces(limits: limits, precision: problem.precision, layout: problem.layout)
                     .contains { $0.variant == first.variant && $0.violations(of: first).isEmpty }, "\(first)")
@@ -92,7 +95,7 @@ import Testing
                 // Decoding shapes get the matrix-vector variant.
                 #expect((configuration.variant == "gemv") == (m <= 8 && n >= 256 && k >= 256), "\(m)x\(n)x\(k): \(configuration)")
                 // A small N with a large A: B's panels only; on a CPU with 16-float vectors, every large shape.
-                let wide = gemm.limits.nativeFloatVectorWidth >= 16 && m >= 256
+                let wide = gemm.limits.nativeFloatVectorWidth >= 16 && m >= 256 && m * n * k > 64 * 64 * 64
                 #expect((configuration.variant == "packb") == (n <= 128 && m >= 256 && k >= 256 || wide), "\(m)x\(n)x\(k): \(configuration)")
             }
         }
