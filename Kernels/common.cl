@@ -95,13 +95,12 @@
   #define BF16_LOAD(W, p, i) \
     CL_CAT(as_, FLOATV(W))(CL_CAT(convert_, CL_CAT(UINTV, W))(CL_CAT(BF16_VLOAD, W)(p, i)) << 16)
   /* round to nearest even on the upper 16 bits; a NaN keeps its upper bits with the quiet bit set */
-  #define BF16_ROUND(W, u) \
-    CL_CAT(convert_, CL_CAT(USHORTV, W))(((u) + (CL_CAT(UINTV, W))(0x7fffu) + (((u) >> 16) & (CL_CAT(UINTV, W))(1u))) >> 16)
   #define BF16_STORE(W, p, i, v) { \
     const CL_CAT(UINTV, W) bu_ = CL_CAT(as_, CL_CAT(UINTV, W))(v); \
-    const CL_CAT(UINTV, W) nan_ = (bu_ & (CL_CAT(UINTV, W))(0x7fffffffu)) > (CL_CAT(UINTV, W))(0x7f800000u); \
-    CL_CAT(BF16_VSTORE, W)(p, i, nan_ ? CL_CAT(convert_, CL_CAT(USHORTV, W))((bu_ >> 16) | (CL_CAT(UINTV, W))(0x40u)) \
-                                      : BF16_ROUND(W, bu_)); }
+    const CL_CAT(UINTV, W) br_ = select((bu_ + (CL_CAT(UINTV, W))(0x7fffu) + ((bu_ >> 16) & (CL_CAT(UINTV, W))(1u))) >> 16, \
+                                        (bu_ >> 16) | (CL_CAT(UINTV, W))(0x40u), \
+                                        (bu_ & (CL_CAT(UINTV, W))(0x7fffffffu)) > (CL_CAT(UINTV, W))(0x7f800000u)); \
+    CL_CAT(BF16_VSTORE, W)(p, i, CL_CAT(convert_, CL_CAT(USHORTV, W))(br_)); }
   #define LOADF1(p, i)  BF16_LOAD(1, p, i)
   #define LOADF2(p, i)  BF16_LOAD(2, p, i)
   #define LOADF4(p, i)  BF16_LOAD(4, p, i)

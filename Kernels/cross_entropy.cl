@@ -78,11 +78,16 @@
 
 #define CE_VT FLOATV(VW)
 
+/* horizontal sums and max by components (oclgrind's uninitialized-value shadow loses track of .lo/.hi halves
+   of wide vectors); pairwise, for accuracy */
 inline float ce_hsum1(float v) { return v; }
 inline float ce_hsum2(float2 v) { return v.s0 + v.s1; }
-inline float ce_hsum4(float4 v) { return ce_hsum2(v.lo + v.hi); }
-inline float ce_hsum8(float8 v) { return ce_hsum4(v.lo + v.hi); }
-inline float ce_hsum16(float16 v) { return ce_hsum8(v.lo + v.hi); }
+inline float ce_hsum4(float4 v) { return (v.s0 + v.s1) + (v.s2 + v.s3); }
+inline float ce_hsum8(float8 v) { return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7)); }
+inline float ce_hsum16(float16 v) {
+  return (((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7)))
+       + (((v.s8 + v.s9) + (v.sa + v.sb)) + ((v.sc + v.sd) + (v.se + v.sf)));
+}
 #define CE_HSUM(W, v) CL_CAT(ce_hsum, W)(v)
 
 /* the target of row i (or IGNORE) */
@@ -97,16 +102,25 @@ inline float ce_logit(float dot, float bias) {
   return z;
 }
 
+/* The work-group's strided walk over an A x B grid (row-major), without dividing (oclgrind cannot check
+   the `freeze` that LLVM adds to a division paired with a remainder):
+   for (int a = 0, b = get_local_id(0); ce_carry(&a, &b, B), a < A; b += WG) { ... } */
+inline void ce_carry(int* a, int* b, const int B) {
+  while (*b >= B) {
+    *b -= B;
+    ++*a;
+  }
+}
+
 /* lanes 0..15 below `count` (as a select mask) */
 inline int16 ce_lanes(const int count) {
   return (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) < (int16)(count);
 }
 
 inline float ce_hmax16(float16 v) {
-  float8 a = fmax(v.lo, v.hi);
-  float4 b = fmax(a.lo, a.hi);
-  float2 c = fmax(b.lo, b.hi);
-  return fmax(c.s0, c.s1);
+  const float a = fmax(fmax(fmax(v.s0, v.s1), fmax(v.s2, v.s3)), fmax(fmax(v.s4, v.s5), fmax(v.s6, v.s7)));
+  const float b = fmax(fmax(fmax(v.s8, v.s9), fmax(v.sa, v.sb)), fmax(fmax(v.sc, v.sd), fmax(v.se, v.sf)));
+  return fmax(a, b);
 }
 
 /* 16 logits of a row of the tile from their dot products at z (bias at column j0, softcap); lanes at or
@@ -135,8 +149,8 @@ inline float16 ce_logits16(__local const float* z, const int j0, const int count
 inline void ce_stage(__local float* dst, const __global real* X, const long row0, const int count, const int valid,
                      const int D, const int DP) {
   const int vectors = DP / VW;
-  for (int idx = get_local_id(0); idx < count * vectors; idx += WG) {
-    const int r = idx / vectors, k = (idx - r * vectors) * VW;
+  for (int r = 0, kv = get_local_id(0); ce_carry(&r, &kv, vectors), r < count; kv += WG) {
+    const int k = kv * VW;
     CE_VT v;
     if (r < valid && k + VW <= D) {
       v = LOADF(VW, X, (row0 + r) * D + k);
@@ -152,8 +166,8 @@ inline void ce_stage(__local float* dst, const __global real* X, const long row0
 
 /* Z[r][n] = Es[r] . Cs[n] for the TB x NB tile (MR x NR dot products per step, VW lanes along D). */
 inline void ce_logits(__local float* Z, __local const float* Es, __local const float* Cs, const int DP) {
-  for (int mt = get_local_id(0); mt < (TB / MR) * (NB / NR); mt += WG) {
-    const int r0 = (mt / (NB / NR)) * MR, n0 = (mt % (NB / NR)) * NR;
+  for (int rb = 0, nb = get_local_id(0); ce_carry(&rb, &nb, NB / NR), rb < TB / MR; nb += WG) {
+    const int r0 = rb * MR, n0 = nb * NR;
     CE_VT acc[MR][NR];
     for (int r = 0; r < MR; ++r)
       for (int n = 0; n < NR; ++n) acc[r][n] = (CE_VT)(0.0f);
@@ -385,8 +399,8 @@ inline void ce_product(__local float* Out, const int outRows, __local const floa
   const int dvec = DP / VW;
   const int dblocks = (dvec + PNV - 1) / PNV;
   const int rblocks = (outRows + PMR - 1) / PMR;
-  for (int u = get_local_id(0); u < rblocks * dblocks; u += WG) {
-    const int r0 = (u / dblocks) * PMR, d0 = (u % dblocks) * PNV;
+  for (int rb = 0, db = get_local_id(0); ce_carry(&rb, &db, dblocks), rb < rblocks; db += WG) {
+    const int r0 = rb * PMR, d0 = db * PNV;
     CE_VT acc[PMR][PNV];
     for (int r = 0; r < PMR; ++r)
       for (int v = 0; v < PNV; ++v) acc[r][v] = (CE_VT)(0.0f);
@@ -475,8 +489,7 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
   }
   barrier(CLK_LOCAL_MEM_FENCE);
   const int out = min(TB, N - row0);
-  for (int idx = get_local_id(0); idx < out * D; idx += WG) {
-    const int r = idx / D, d = idx - r * D;
+  for (int r = 0, d = get_local_id(0); ce_carry(&r, &d, D), r < out; d += WG) {
     STOREF1(dE, (long)(row0 + r) * D + d, Acc[r * DP + d]);
   }
 }
@@ -523,8 +536,7 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
     }
   }
   barrier(CLK_LOCAL_MEM_FENCE);
-  for (int idx = get_local_id(0); idx < cols * D; idx += WG) {
-    const int n = idx / D, d = idx - n * D;
+  for (int n = 0, d = get_local_id(0); ce_carry(&n, &d, D), n < cols; d += WG) {
     STOREF1(dC, (long)(v0 + n) * D + d, Acc[n * DP + d]);
   }
 #if HAS_BIAS
@@ -536,31 +548,54 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
 /* The materialized path (a baseline): the ROWS x V logits Z in global memory (`real`), from a GEMM.  */
 /* ------------------------------------------------------------------------------------------------ */
 #define MG 64
-/* per-row max, sum of exp, target logit and sum of logits of a row of Z (after bias and softcap, which
-   are written back), reduced over the MG work-items of the group */
+/* Work-item l of a row's group owns the contiguous columns [l*seg, l*seg + seg), seg a multiple of 16:
+   vectors of 16, the tail masked. */
+#define CE_MSEG(V) ((((V) + MG - 1) / MG + 15) / 16 * 16)
+inline float16 ce_mload16(const __global real* z, const int j, const int V) {
+  if (j + 16 <= V)
+    return LOADF(16, z, j);
+  float t[16];
+  for (int c = 0; c < 16; ++c) t[c] = j + c < V ? LOADF1(z, j + c) : 0.0f;
+  return PLOAD(16, t, 0);
+}
+inline void ce_mstore16(__global real* z, const int j, const int V, const float16 v) {
+  if (j + 16 <= V) {
+    STOREF(16, z, j, v);
+  } else {
+    float t[16];
+    PSTORE(16, t, 0, v)
+    for (int c = 0; c < 16 && j + c < V; ++c) STOREF1(z, j + c, t[c]);
+  }
+}
+
+/* per-row LSE and loss of the materialized logits Z (bias and softcap applied and written back), reduced
+   over the MG work-items of the row's group */
 __kernel __attribute__((reqd_work_group_size(MG, 1, 1)))
 void cce_mat_forward(const int ROWS, const int V, __global real* Z, const __global real* bias,
                      const __global int* targets, __global float* lse, __global float* loss)
 {
   __local float red[MG * 2];
-  __local float shared[2];
   const int i = get_group_id(0), l = get_local_id(0);
   const int t = CE_TARGET(targets, i);
   __global real* z = Z + (long)i * V;
-  float m = -INFINITY, zsum = 0.0f;
-  for (int j = l; j < V; j += MG) {
+  const int seg = CE_MSEG(V), j0 = min(V, l * seg), j1 = min(V, j0 + seg);
+  float16 mv = (float16)(-INFINITY), sv = (float16)(0.0f);
+  for (int j = j0; j < j1; j += 16) {
 #if HAS_BIAS
-    const float x = ce_logit(LOADF1(z, j), LOADF1(bias, j));
+    float16 x = ce_mload16(z, j, j1) + ce_mload16(bias, j, j1);
 #else
-    const float x = ce_logit(LOADF1(z, j), 0.0f);
+    float16 x = ce_mload16(z, j, j1);
 #endif
-    STOREF1(z, j, x);
-    m = fmax(m, x);
-    zsum += x;
-    if (j == t) shared[1] = LOADF1(z, j);
+#if USE_SOFTCAP
+    x = SOFTCAP * tanh(x / SOFTCAP);
+#endif
+    ce_mstore16(z, j, j1, x);
+    const int16 lanes = ce_lanes(j1 - j);
+    mv = fmax(mv, select((float16)(-INFINITY), x, lanes));
+    sv += select((float16)(0.0f), x, lanes);
   }
-  red[l] = m;
-  red[MG + l] = zsum;
+  red[l] = ce_hmax16(mv);
+  red[MG + l] = CE_HSUM(16, sv);
   barrier(CLK_LOCAL_MEM_FENCE);
   for (int w = MG / 2; w > 0; w /= 2) {
     if (l < w) {
@@ -571,9 +606,10 @@ void cce_mat_forward(const int ROWS, const int V, __global real* Z, const __glob
   }
   const float mx = red[0], total = red[MG];
   barrier(CLK_LOCAL_MEM_FENCE);
-  float s = 0.0f;
-  for (int j = l; j < V; j += MG) s += exp(LOADF1(z, j) - mx);
-  red[l] = s;
+  float16 ev = (float16)(0.0f);
+  for (int j = j0; j < j1; j += 16)
+    ev += select((float16)(0.0f), exp(ce_mload16(z, j, j1) - mx), ce_lanes(j1 - j));
+  red[l] = CE_HSUM(16, ev);
   barrier(CLK_LOCAL_MEM_FENCE);
   for (int w = MG / 2; w > 0; w /= 2) {
     if (l < w) red[l] += red[l + w];
@@ -582,7 +618,7 @@ void cce_mat_forward(const int ROWS, const int V, __global real* Z, const __glob
   if (l == 0) {
     const float lg = log(red[0]);
     lse[i] = mx + lg;
-    const float zt = (t >= 0 && t < V) ? shared[1] : 0.0f;
+    const float zt = (t >= 0 && t < V) ? LOADF1(z, t) : 0.0f;
     loss[i] = t == IGNORE ? 0.0f
                           : (1.0f - SMOOTH) * (mx - zt) + SMOOTH * (mx - total / (float)V) + lg + ZLOSS * (mx + lg) * (mx + lg);
   }
@@ -599,14 +635,16 @@ void cce_mat_backward(const int ROWS, const int V, __global real* Z, const __glo
   const int valid = count[0];
   const float g = t == IGNORE ? 0.0f : mode == 2 ? grad[i] : mode == 1 ? grad[0] : (valid > 0 ? grad[0] / (float)valid : 0.0f);
   const float lg = lse[i], zs = 1.0f + 2.0f * ZLOSS * lg;
-  for (int j = l; j < V; j += MG) {
-    const float x = LOADF1(z, j);
-    float d = exp(x - lg) * zs - SMOOTH / (float)V - (j == t ? 1.0f - SMOOTH : 0.0f);
+  const int seg = CE_MSEG(V), j0 = min(V, l * seg), j1 = min(V, j0 + seg);
+  for (int j = j0; j < j1; j += 16) {
+    const float16 x = ce_mload16(z, j, j1);
+    const int16 hit = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) == (int16)(t - j);
+    float16 d = exp(x - lg) * zs - SMOOTH / (float)V - select((float16)(0.0f), (float16)(1.0f - SMOOTH), hit);
 #if USE_SOFTCAP
-    const float u = x / SOFTCAP;
+    const float16 u = x / SOFTCAP;
     d *= 1.0f - u * u;
 #endif
-    STOREF1(z, j, g * d);
+    ce_mstore16(z, j, j1, g * d);
   }
 }
 

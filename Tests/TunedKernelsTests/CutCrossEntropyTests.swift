@@ -95,6 +95,24 @@ import Testing
         #expect(extras[8000]! < 0.01 * logits, "\(extras) against \(logits) bytes of logits")
     }
 
+    /// The baselines of `bench cce` compute the same loss and gradients: the materialized path (our GEMM and the
+    /// log-softmax kernels; fp32 GEMMs for single and bfloat16 storage) and OpenBLAS on the host.
+    @Test(arguments: [CCEPrecision.single, .bfloat16])
+    func baselinesAgreeWithTheReference(precision: CCEPrecision) throws {
+        let cce = try #require(Self.cce)
+        let problem = CCEProblem(tokens: 252, vocab: 507, dim: 123, precision: precision, bias: true, softcap: 20, shift: true,
+                                 zLoss: 1e-3, labelSmoothing: 0.1, reduction: .sum, filter: "off", data: .uniform)
+        let harness = try CCEHarness(family: cce, problem: problem, seed: 9, ignoredFraction: 0.2)
+        let baselines = harness.baselines()
+        #expect(baselines.map(\.name) == ["materialized", "openblas"])
+        for baseline in baselines {
+            let result = try baseline.measure(1)
+            let check = try #require(result.check)
+            let failing = check.parts.filter { !$0.value.passed }.map { "\($0.key) \($0.value.maxAbsError) > \($0.value.tolerance)" }
+            #expect(check.passed, "\(baseline.name): loss \(check.maxAbsError) > \(check.tolerance); \(failing)")
+        }
+    }
+
     // MARK: Bad input
 
     @Test func badProblemsAreRefused() throws {

@@ -65,6 +65,17 @@ import Testing
                               "--batch", "2", "--config", c.config])
     }
 
+    /// Cut cross-entropy's kernels (forward, finish, reduce, both backward kernels, the target check) on a small
+    /// problem with every option, filtered and exact, one work-item and several per work-group.
+    @Test(arguments: [
+        ["--precision", "half", "--filter", "off", "--data", "uniform", "--config", #"{"variant":"tiled","TB":8,"NB":16,"MR":2,"NR":4,"VW":4,"WG":4,"VS":2,"PMR":2,"PNV":2}"#],
+        ["--precision", "bfloat16", "--data", "trained", "--config", #"{"variant":"tiled","TB":16,"NB":16,"MR":4,"NR":4,"VW":8,"WG":1,"VS":1,"PMR":4,"PNV":1}"#],
+    ])
+    func cutCrossEntropyRunsCleanUnderOclgrind(options: [String]) throws {
+        try Self.expectClean(["verify", "cce", "--tokens", "19", "--vocab", "37", "--dim", "13", "--bias", "--shift", "--softcap", "5",
+                              "--z-loss", "0.001", "--label-smoothing", "0.1"] + options)
+    }
+
     /// The fixture family's kernel too: the machinery's default verify (one launch on poisoned outputs) under oclgrind.
     @Test func fixtureFamilyRunsCleanUnderOclgrind() throws {
         let outcome = try Self.oclgrind(["verify", "vadd", "--n", "37", "--config", #"{"variant":"vadd","VW":4,"WPT":2,"LOCAL":8}"#],
