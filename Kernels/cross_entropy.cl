@@ -15,7 +15,9 @@
  *   (1, 2, 4, 8, 16), WG work-items per work-group (1-D), VS vocabulary splits of the forward,
  *   PMR x PNV the gradient products' register block (PMR rows x PNV vectors of VW along D),
  *   USE_SOFTCAP (0/1) and SOFTCAP (the cap, a float literal), HAS_BIAS, SHIFT, ZLOSS (weight),
- *   SMOOTH (eps), IGNORE (the ignored target), USE_FILTER (0 = exact) and FILTER (the threshold).
+ *   SMOOTH (eps), IGNORE (the ignored target), USE_FILTER (0 = exact) and FILTER (the threshold),
+ *   ORDERED (1: the vocabulary is processed in the order order[position] = class, and `targets` holds
+ *   each row's target position; see cce_positions).
  * Local memory arguments (sizes in floats): Es TB*DP, Cs NB*DP, Z TB*NB, and per kernel below.
  * No kernel requires any size to be a multiple of anything: edge rows and columns are zero-filled
  * when staged and masked when reduced or stored.
@@ -69,6 +71,9 @@
 #ifndef IGNORE
 #define IGNORE (-100)
 #endif
+#ifndef ORDERED
+#define ORDERED 0
+#endif
 #ifndef USE_FILTER
 #define USE_FILTER 0
 #endif
@@ -89,6 +94,13 @@ inline float ce_hsum16(float16 v) {
        + (((v.s8 + v.s9) + (v.sa + v.sb)) + ((v.sc + v.sd) + (v.se + v.sf)));
 }
 #define CE_HSUM(W, v) CL_CAT(ce_hsum, W)(v)
+
+/* the class (row of C, entry of the bias, dC, db) at vocabulary position j */
+#if ORDERED
+  #define CE_CROW(j) (order[(j)])
+#else
+  #define CE_CROW(j) (j)
+#endif
 
 /* the target of row i (or IGNORE) */
 #define CE_TARGET(targets, i) ((targets)[(i) + SHIFT])
@@ -125,14 +137,15 @@ inline float ce_hmax16(float16 v) {
 
 /* 16 logits of a row of the tile from their dot products at z (bias at column j0, softcap); lanes at or
    beyond `count` valid columns are -INFINITY */
-inline float16 ce_logits16(__local const float* z, const int j0, const int count, const __global real* bias) {
+inline float16 ce_logits16(__local const float* z, const int j0, const int count, const __global real* bias,
+                           const __global int* order) {
   float16 x = vload16(0, z);
 #if HAS_BIAS
-  if (count >= 16) {
+  if (count >= 16 && !ORDERED) {
     x += LOADF(16, bias, j0);
   } else {
     float t[16];
-    for (int c = 0; c < 16; ++c) t[c] = c < count ? LOADF1(bias, j0 + c) : 0.0f;
+    for (int c = 0; c < 16; ++c) t[c] = c < count ? LOADF1(bias, CE_CROW(j0 + c)) : 0.0f;
     x += PLOAD(16, t, 0);
   }
 #endif
@@ -146,18 +159,19 @@ inline float16 ce_logits16(__local const float* z, const int j0, const int count
  * Stage `count` rows of X (row stride D) starting at row `row0`, of which `valid` exist, as fp32 rows of
  * stride DP in local memory (zeros beyond D and beyond the valid rows). Cooperative over the work-group.
  */
-inline void ce_stage(__local float* dst, const __global real* X, const long row0, const int count, const int valid,
-                     const int D, const int DP) {
+inline void ce_stage(__local float* dst, const __global real* X, const __global int* map, const int mapped,
+                     const long row0, const int count, const int valid, const int D, const int DP) {
   const int vectors = DP / VW;
   for (int r = 0, kv = get_local_id(0); ce_carry(&r, &kv, vectors), r < count; kv += WG) {
     const int k = kv * VW;
+    const long row = (mapped && r < valid) ? (long)map[row0 + r] : row0 + r;
     CE_VT v;
     if (r < valid && k + VW <= D) {
-      v = LOADF(VW, X, (row0 + r) * D + k);
+      v = LOADF(VW, X, row * D + k);
     } else {
       float t[VW];
       for (int c = 0; c < VW; ++c)
-        t[c] = (r < valid && k + c < D) ? LOADF1(X, (row0 + r) * D + k + c) : 0.0f;
+        t[c] = (r < valid && k + c < D) ? LOADF1(X, row * D + k + c) : 0.0f;
       v = PLOAD(VW, t, 0);
     }
     FSTORE(VW, dst, r * DP + k, v);
@@ -189,9 +203,10 @@ inline void ce_logits(__local float* Z, __local const float* Es, __local const f
 
 /* Stages `count` rows of X from row `first` (`valid` of them exist) into `dst` (Es or Cs), then computes
    the logits tile Z = Es . Cs. Call after a barrier; ends with one. */
-inline void ce_tile(__local float* Z, __local float* dst, const __global real* X, const long first, const int count,
-                    const int valid, __local const float* Es, __local const float* Cs, const int D, const int DP) {
-  ce_stage(dst, X, first, count, valid, D, DP);
+inline void ce_tile(__local float* Z, __local float* dst, const __global real* X, const __global int* map, const int mapped,
+                    const long first, const int count, const int valid, __local const float* Es, __local const float* Cs,
+                    const int D, const int DP) {
+  ce_stage(dst, X, map, mapped, first, count, valid, D, DP);
   barrier(CLK_LOCAL_MEM_FENCE);
   ce_logits(Z, Es, Cs, DP);
   barrier(CLK_LOCAL_MEM_FENCE);
@@ -209,14 +224,14 @@ inline void ce_tile(__local float* Z, __local float* dst, const __global real* X
  */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void cce_forward(const int ROWS, const int V, const int D, const int DP,
-                 const __global real* E, const __global real* C, const __global real* bias,
+                 const __global real* E, const __global real* C, const __global real* bias, const __global int* order,
                  const __global int* targets, __global float* part, __global float* tmax,
                  __local float* Es, __local float* Cs, __local float* Z, __local float* St)
 {
   const int row0 = get_group_id(0) * TB;
   const int split = get_group_id(1);
   const int rows = min(TB, ROWS - row0);
-  ce_stage(Es, E, row0, TB, rows, D, DP);
+  ce_stage(Es, E, order, 0, row0, TB, rows, D, DP);
   for (int r = get_local_id(0); r < TB; r += WG) {
     St[r * 5 + 0] = -INFINITY;
     St[r * 5 + 1] = 0.0f;
@@ -228,12 +243,12 @@ void cce_forward(const int ROWS, const int V, const int D, const int DP,
     const int v0 = chunk * NB;
     const int cols = min(NB, V - v0);
     barrier(CLK_LOCAL_MEM_FENCE);
-    ce_tile(Z, Cs, C, v0, NB, cols, Es, Cs, D, DP);
+    ce_tile(Z, Cs, C, order, ORDERED, v0, NB, cols, Es, Cs, D, DP);
     for (int r = get_local_id(0); r < rows; r += WG) {
       const int t = CE_TARGET(targets, row0 + r);
       float16 mv = (float16)(-INFINITY), zs = (float16)(0.0f);
       for (int n = 0; n < NB; n += 16) {
-        const float16 z = ce_logits16(Z + r * NB + n, v0 + n, cols - n, bias);
+        const float16 z = ce_logits16(Z + r * NB + n, v0 + n, cols - n, bias, order);
         vstore16(z, 0, Z + r * NB + n);
         mv = fmax(mv, z);
         zs += select((float16)(0.0f), z, ce_lanes(cols - n));
@@ -353,7 +368,7 @@ __kernel void cce_check_targets(const int N, const int V, const __global int* ta
  * Returns (through *keep, a local int set with atomic_or) whether any |G / g_i| >= FILTER.
  */
 inline void ce_gradient_tile(__local float* Z, const int row0, const int rows, const int v0, const int cols,
-                             const __global real* bias, const __global int* targets, const __global float* lse,
+                             const __global real* bias, const __global int* order, const __global int* targets, const __global float* lse,
                              const __global float* grad, const int mode, const int valid, const int V,
                              volatile __local int* keep)
 {
@@ -369,7 +384,7 @@ inline void ce_gradient_tile(__local float* Z, const int row0, const int rows, c
     const float g = mode == 2 ? grad[i] : mode == 1 ? grad[0] : (valid > 0 ? grad[0] / (float)valid : 0.0f);
     const float zs = 1.0f + 2.0f * ZLOSS * l;
     for (int n = 0; n < NB; n += 16) {
-      const float16 z = ce_logits16(Z + r * NB + n, v0 + n, cols - n, bias);
+      const float16 z = ce_logits16(Z + r * NB + n, v0 + n, cols - n, bias, order);
       const int16 lanes = ce_lanes(cols - n);
       const int16 hit = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) == (int16)(t - v0 - n);
       float16 d = exp(z - l) * zs - SMOOTH / (float)V - select((float16)(0.0f), (float16)(1.0f - SMOOTH), hit);
@@ -437,7 +452,7 @@ inline void ce_product(__local float* Out, const int outRows, __local const floa
  */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void cce_backward_e(const int N, const int ROWS, const int V, const int D, const int DP,
-                    const __global real* E, const __global real* C, const __global real* bias,
+                    const __global real* E, const __global real* C, const __global real* bias, const __global int* order,
                     const __global int* targets, const __global float* lse, const __global float* grad,
                     const int mode, const __global int* count, const __global float* tmax,
                     __global uchar* keep, __global real* dE,
@@ -462,7 +477,7 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
     lmin = lo;
     lscale = 1.0f + 2.0f * ZLOSS * hi;
   }
-  ce_stage(Es, E, row0, TB, rows, D, DP);
+  ce_stage(Es, E, order, 0, row0, TB, rows, D, DP);
   for (int idx = get_local_id(0); idx < TB * DP; idx += WG) Acc[idx] = 0.0f;
   const int chunks = (V + NB - 1) / NB;
   for (int chunk = 0; chunk < chunks; ++chunk) {
@@ -479,8 +494,8 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
       continue;
     }
     if (get_local_id(0) == 0) kept = 0;
-    ce_tile(Z, Cs, C, v0, NB, cols, Es, Cs, D, DP);
-    ce_gradient_tile(Z, row0, rows, v0, cols, bias, targets, lse, grad, mode, valid, V, &kept);
+    ce_tile(Z, Cs, C, order, ORDERED, v0, NB, cols, Es, Cs, D, DP);
+    ce_gradient_tile(Z, row0, rows, v0, cols, bias, order, targets, lse, grad, mode, valid, V, &kept);
     barrier(CLK_LOCAL_MEM_FENCE);
     const int k = kept;
     if (get_local_id(0) == 0) keep[(long)tile * chunks + chunk] = (uchar)k;
@@ -501,7 +516,7 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
  */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
-                    const __global real* E, const __global real* C, const __global real* bias,
+                    const __global real* E, const __global real* C, const __global real* bias, const __global int* order,
                     const __global int* targets, const __global float* lse, const __global float* grad,
                     const int mode, const __global int* count, const __global uchar* keep,
                     __global real* dC, __global real* db,
@@ -514,7 +529,7 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
   const int v0 = chunk * NB;
   const int cols = min(NB, V - v0);
   const int valid = count[0];
-  ce_stage(Cs, C, v0, NB, cols, D, DP);
+  ce_stage(Cs, C, order, ORDERED, v0, NB, cols, D, DP);
   for (int idx = get_local_id(0); idx < NB * DP; idx += WG) Acc[idx] = 0.0f;
   for (int n = get_local_id(0); n < NB; n += WG) dbias[n] = 0.0f;
   const int tiles = (ROWS + TB - 1) / TB;
@@ -525,8 +540,8 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
     const int rows = min(TB, ROWS - row0);
     barrier(CLK_LOCAL_MEM_FENCE);
     if (get_local_id(0) == 0) kept = 0;
-    ce_tile(Z, Es, E, row0, TB, rows, Es, Cs, D, DP);
-    ce_gradient_tile(Z, row0, rows, v0, cols, bias, targets, lse, grad, mode, valid, V, &kept);
+    ce_tile(Z, Es, E, order, 0, row0, TB, rows, Es, Cs, D, DP);
+    ce_gradient_tile(Z, row0, rows, v0, cols, bias, order, targets, lse, grad, mode, valid, V, &kept);
     barrier(CLK_LOCAL_MEM_FENCE);
     ce_product(Acc, NB, Z, 1, NB, TB, Es, DP);
     for (int n = get_local_id(0); n < NB; n += WG) {
@@ -537,11 +552,41 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
   }
   barrier(CLK_LOCAL_MEM_FENCE);
   for (int n = 0, d = get_local_id(0); ce_carry(&n, &d, D), n < cols; d += WG) {
-    STOREF1(dC, (long)(v0 + n) * D + d, Acc[n * DP + d]);
+    STOREF1(dC, (long)CE_CROW(v0 + n) * D + d, Acc[n * DP + d]);
   }
 #if HAS_BIAS
-  for (int n = get_local_id(0); n < cols; n += WG) STOREF1(db, v0 + n, dbias[n]);
+  for (int n = get_local_id(0); n < cols; n += WG) STOREF1(db, CE_CROW(v0 + n), dbias[n]);
 #endif
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Vocabulary ordering by average logit (ORDERED): the host sorts `avg`, uploads the order and maps   */
+/* the targets to positions.                                                                         */
+/* ------------------------------------------------------------------------------------------------ */
+/* meanE[d] = the mean over the ROWS rows of E[i][d]. NDRange: global (roundup(D, 64)). */
+__kernel void cce_mean_rows(const int ROWS, const int D, const __global real* E, __global float* meanE)
+{
+  const int d = get_global_id(0);
+  if (d >= D)
+    return;
+  float s = 0.0f;
+  for (int i = 0; i < ROWS; ++i) s += LOADF1(E, (long)i * D + d);
+  meanE[d] = s / (float)ROWS;
+}
+
+/* avg[j] = C[j] . meanE + b[j]: the logit of the average row. NDRange: global (roundup(V, 64)). */
+__kernel void cce_average_logit(const int V, const int D, const __global real* C, const __global real* bias,
+                                const __global float* meanE, __global float* avg)
+{
+  const int j = get_global_id(0);
+  if (j >= V)
+    return;
+  float s = 0.0f;
+  for (int d = 0; d < D; ++d) s += LOADF1(C, (long)j * D + d) * meanE[d];
+#if HAS_BIAS
+  s += LOADF1(bias, j);
+#endif
+  avg[j] = s;
 }
 
 /* ------------------------------------------------------------------------------------------------ */

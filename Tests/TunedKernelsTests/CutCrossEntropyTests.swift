@@ -62,6 +62,26 @@ import Testing
         #expect(skipped > 0.5, "a peaked softmax over 4096 entries skips most tiles: \(skipped)")
     }
 
+    /// The vocabulary processed by decreasing average logit: the same loss and gradients (dC and db written to each
+    /// class's own row), exact and filtered; on shuffled ids it skips more tiles than the id order does.
+    @Test func sortedVocabulary() throws {
+        for precision in [CCEPrecision.half, .single] {
+            try Self.expectCorrect(CCEProblem(tokens: 252, vocab: 507, dim: 123, precision: precision, bias: true, softcap: 20, shift: true,
+                                              labelSmoothing: 0.1, reduction: .none, filter: "off", sortVocabulary: true, data: .uniform))
+        }
+        try Self.expectCorrect(CCEProblem(tokens: 1000, vocab: 1031, dim: 67, precision: .bfloat16, bias: true, sortVocabulary: true, data: .shuffled))
+        let cce = try #require(Self.cce)
+        var skipped: [Bool: Double] = [:]
+        for sort in [false, true] {
+            let problem = CCEProblem(tokens: 256, vocab: 4096, dim: 1024, precision: .half, sortVocabulary: sort, data: .shuffled)
+            let measured = try CCEHarness(family: cce, problem: problem, seed: 5, ignoredFraction: 0.1).measure(nil, repetitions: 1)
+            #expect(measured.isCorrect)
+            let fraction = try #require(measured.metrics["skipped_tile_fraction"])
+            skipped[sort] = fraction
+        }
+        #expect(skipped[true]! > skipped[false]!, "\(skipped)")
+    }
+
     /// Several configurations, including work-groups of many work-items, vocabulary splits, narrow vectors and
     /// register blocks that do not divide the tiles.
     @Test(arguments: [

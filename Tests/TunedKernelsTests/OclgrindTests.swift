@@ -69,6 +69,7 @@ import Testing
     /// problem with every option, filtered and exact, one work-item and several per work-group.
     @Test(arguments: [
         ["--precision", "half", "--filter", "off", "--data", "uniform", "--config", #"{"variant":"tiled","TB":8,"NB":16,"MR":2,"NR":4,"VW":4,"WG":4,"VS":2,"PMR":2,"PNV":2}"#],
+        ["--precision", "single", "--sort-vocabulary", "--data", "shuffled", "--config", #"{"variant":"tiled","TB":8,"NB":16,"MR":2,"NR":2,"VW":4,"WG":4,"VS":1,"PMR":2,"PNV":2}"#],
         ["--precision", "bfloat16", "--data", "trained", "--config", #"{"variant":"tiled","TB":16,"NB":16,"MR":4,"NR":4,"VW":8,"WG":1,"VS":1,"PMR":4,"PNV":1}"#],
     ])
     func cutCrossEntropyRunsCleanUnderOclgrind(options: [String]) throws {

@@ -14,7 +14,8 @@ import OpenCLRuntime
 ///   present, is Zipf-shaped: `-0.5 ln(j + 1)`.
 /// - `uniform`: E uniform in [-1, 1], C uniform in [-1, 1] / sqrt(D) (logits of standard deviation 1/3: a flat
 ///   softmax, nothing to skip), bias uniform in [-0.1, 0.1], targets uniform.
-/// In both, a fraction of the targets (10% by default) is the ignore index.
+/// - `shuffled`: `trained` with the vocabulary ids permuted at random.
+/// In all, a fraction of the targets (10% by default) is the ignore index.
 public final class CCEHarness: KernelHarness {
     public let family: CutCrossEntropy
     public let problem: CCEProblem
@@ -70,7 +71,7 @@ public final class CCEHarness: KernelHarness {
         var targets = [Int32](repeating: 0, count: n)
         var e = [Float](repeating: 0, count: n * d), c = [Float](repeating: 0, count: v * d), bias: [Float] = []
         switch problem.data {
-        case .trained:
+        case .trained, .shuffled:
             let scale = (3 / Float(d)).squareRoot()
             for index in c.indices { c[index] = uniform(scale) }
             // Zipf: P(j) proportional to 1 / (j + 1), sampled through the cumulative weights.
@@ -102,6 +103,19 @@ public final class CCEHarness: KernelHarness {
             for index in c.indices { c[index] = uniform(scale) }
             if problem.bias { bias = (0..<v).map { _ in uniform(0.1) } }
             for i in 0..<n { targets[i] = Int32(Int.random(in: 0..<v, using: &generator)) }
+        }
+        if problem.data == .shuffled {
+            // Class j of the trained data becomes id permutation[j].
+            let permutation = (0..<v).shuffled(using: &generator)
+            var shuffled = c
+            for j in 0..<v { for k in 0..<d { shuffled[permutation[j] * d + k] = c[j * d + k] } }
+            c = shuffled
+            if !bias.isEmpty {
+                var b = bias
+                for j in 0..<v { b[permutation[j]] = bias[j] }
+                bias = b
+            }
+            targets = targets.map { Int32(permutation[Int($0)]) }
         }
         for i in 0..<n where Double.random(in: 0..<1, using: &generator) < ignoredFraction { targets[i] = Int32(problem.ignoreIndex) }
         return (e.map { CCEStorage.rounded($0, precision) }, c.map { CCEStorage.rounded($0, precision) },

@@ -44,6 +44,9 @@ public enum CCEData: String, Codable, Sendable, CaseIterable {
     case trained
     /// Uniform random embeddings and classifier in [-1, 1] (a flat softmax).
     case uniform
+    /// `trained` with the vocabulary ids shuffled: frequent entries scattered over the ids, as with a tokenizer
+    /// whose ids are not in frequency order (what ``CCEProblem/sortVocabulary`` is for).
+    case shuffled
 }
 
 /// A cut cross-entropy problem: the loss of a linear classifier over a large vocabulary,
@@ -71,17 +74,21 @@ public struct CCEProblem: Hashable, Codable, Sendable, CustomStringConvertible {
     public var ignoreIndex: Int
     /// The gradient filter: `"auto"` (the precision's default), `"off"` (exact), or a threshold.
     public var filter: String
+    /// Process the vocabulary in decreasing order of its average logit (the logit of the mean embedding), so the
+    /// entries that matter share tiles and the others' tiles are skipped together. Costs one sort of V values on
+    /// the host per loss call.
+    public var sortVocabulary: Bool
     /// The data of benchmarks and tests (not part of the tuning key).
     public var data: CCEData
 
     enum CodingKeys: String, CodingKey {
         case tokens, vocab, dim, precision, bias, softcap, shift, reduction, filter, data
-        case zLoss = "z-loss", labelSmoothing = "label-smoothing", ignoreIndex = "ignore-index"
+        case zLoss = "z-loss", labelSmoothing = "label-smoothing", ignoreIndex = "ignore-index", sortVocabulary = "sort-vocabulary"
     }
 
     public init(tokens: Int, vocab: Int, dim: Int, precision: CCEPrecision = .half, bias: Bool = false, softcap: Double = 0,
                 shift: Bool = false, zLoss: Double = 0, labelSmoothing: Double = 0, reduction: CCEReduction = .mean,
-                ignoreIndex: Int = -100, filter: String = "auto", data: CCEData = .trained) {
+                ignoreIndex: Int = -100, filter: String = "auto", sortVocabulary: Bool = false, data: CCEData = .trained) {
         self.tokens = tokens
         self.vocab = vocab
         self.dim = dim
@@ -94,6 +101,7 @@ public struct CCEProblem: Hashable, Codable, Sendable, CustomStringConvertible {
         self.reduction = reduction
         self.ignoreIndex = ignoreIndex
         self.filter = filter
+        self.sortVocabulary = sortVocabulary
         self.data = data
     }
 
@@ -110,6 +118,7 @@ public struct CCEProblem: Hashable, Codable, Sendable, CustomStringConvertible {
                   reduction: try c.decodeIfPresent(CCEReduction.self, forKey: .reduction) ?? .mean,
                   ignoreIndex: try c.decodeIfPresent(Int.self, forKey: .ignoreIndex) ?? -100,
                   filter: try c.decodeIfPresent(String.self, forKey: .filter) ?? "auto",
+                  sortVocabulary: try c.decodeIfPresent(Bool.self, forKey: .sortVocabulary) ?? false,
                   data: try c.decodeIfPresent(CCEData.self, forKey: .data) ?? .trained)
     }
 
@@ -142,6 +151,7 @@ public struct CCEProblem: Hashable, Codable, Sendable, CustomStringConvertible {
         if labelSmoothing != 0 { text += " smoothing \(labelSmoothing)" }
         if reduction != .mean { text += " \(reduction.rawValue)" }
         if filter != "auto" { text += " filter \(filter)" }
+        if sortVocabulary { text += " sorted" }
         return text
     }
 }

@@ -187,14 +187,16 @@ public enum CCEReference {
         public var db: Double
     }
 
-    /// Gradients: the storage's rounding of the largest reference value (2^-8 bfloat16, 2^-11 fp16) plus 1e-4 of
-    /// it (fp32 accumulation). With `filtered` and a filter threshold eps, plus what the skipped entries
+    /// Gradients: the storage's rounding of the largest reference value (2^-8 bfloat16, 2^-11 fp16, and 2^-25 for
+    /// fp16's subnormals) plus 1e-4 of it (fp32 accumulation). With `filtered` and a filter threshold eps, plus what the skipped entries
     /// (|G| < eps g) can add: 3 sqrt(V) eps g max|C| to a row of dE and 3 sqrt(rows) eps g max|E| to a row of dC
     /// (terms of random sign), rows eps g to an entry of db (terms of one sign); g is the largest row scale.
     public static func tolerances(_ problem: CCEProblem, inputs: Inputs, reference: Forward, gradients: Gradients, filtered: Bool) -> Tolerances {
         func largest(_ values: [Double]) -> Double { values.reduce(0) { max($0, abs($1)) } }
         let rounding: Double = problem.precision == .bfloat16 ? 0x1p-8 : problem.precision == .half ? 0x1p-11 : 0
-        func tight(_ values: [Double]) -> Double { (rounding + 1e-4) * largest(values) + 1e-12 }
+        // fp16 stores values below 2^-14 as subnormals, 2^-24 apart: half of that is the least rounding error.
+        let floor: Double = problem.precision == .half ? 0x1p-25 : 0
+        func tight(_ values: [Double]) -> Double { (rounding + 1e-4) * largest(values) + floor + 1e-12 }
         var tolerance = Tolerances(lossRelative: problem.precision == .single ? 1e-5 : 1e-3,
                                    lse: 2e-5 * max(1, largest(reference.lse)),
                                    dE: tight(gradients.embeddings), dC: tight(gradients.classifier), db: tight(gradients.bias))
