@@ -36,17 +36,22 @@ extension CutCrossEntropy {
         guard buffer.context === context else { throw CCEError.buffer("\(name) belongs to another context") }
     }
 
+    /// A buffer of `vocab` elements given exactly when the problem has a bias.
+    func checkBiasBuffer(_ buffer: (any AnyDeviceBuffer)?, _ name: String, _ problem: CCEProblem) throws {
+        switch (problem.bias, buffer) {
+        case (true, nil): throw CCEError.buffer("the problem has a bias but no \(name) buffer was given")
+        case (false, .some): throw CCEError.buffer("a \(name) buffer was given but the problem has no bias (set bias: true)")
+        case (true, .some(let buffer)): try checkBuffer(buffer, name, count: problem.vocab, precision: problem.precision)
+        case (false, nil): break
+        }
+    }
+
     /// The inputs: element types of the storage precision, sizes, the bias exactly when the problem has one.
     func validate(_ problem: CCEProblem, embeddings: any AnyDeviceBuffer, classifier: any AnyDeviceBuffer,
                   bias: (any AnyDeviceBuffer)?, targets: DeviceBuffer<Int32>) throws {
         try checkBuffer(embeddings, "embeddings", count: problem.tokens * problem.dim, precision: problem.precision)
         try checkBuffer(classifier, "classifier", count: problem.vocab * problem.dim, precision: problem.precision)
-        switch (problem.bias, bias) {
-        case (true, nil): throw CCEError.buffer("the problem has a bias but no bias buffer was given")
-        case (false, .some): throw CCEError.buffer("a bias buffer was given but the problem has no bias (set bias: true)")
-        case (true, .some(let bias)): try checkBuffer(bias, "bias", count: problem.vocab, precision: problem.precision)
-        case (false, nil): break
-        }
+        try checkBiasBuffer(bias, "bias", problem)
         guard targets.count >= problem.tokens else { throw CCEError.buffer("targets holds \(targets.count) elements; the problem needs \(problem.tokens)") }
         guard targets.context === context else { throw CCEError.buffer("targets belongs to another context") }
     }
@@ -56,11 +61,6 @@ extension CutCrossEntropy {
                   _ dBias: (any AnyDeviceBuffer)?) throws {
         try checkBuffer(dEmbeddings, "dEmbeddings", count: problem.tokens * problem.dim, precision: problem.precision)
         try checkBuffer(dClassifier, "dClassifier", count: problem.vocab * problem.dim, precision: problem.precision)
-        switch (problem.bias, dBias) {
-        case (true, nil): throw CCEError.buffer("the problem has a bias but no dBias buffer was given")
-        case (false, .some): throw CCEError.buffer("a dBias buffer was given but the problem has no bias")
-        case (true, .some(let dBias)): try checkBuffer(dBias, "dBias", count: problem.vocab, precision: problem.precision)
-        case (false, nil): break
-        }
+        try checkBiasBuffer(dBias, "dBias", problem)
     }
 }
