@@ -133,6 +133,23 @@ import Testing
         }
     }
 
+    /// `autotune bench cce --json` follows the bench contract: our row, then `materialized` and `openblas`, each
+    /// with seconds, peak device bytes and the error; ours with the fraction of gradient tiles skipped.
+    @Test func benchCommandReportsTheContract() throws {
+        let output = try CLI.run(CLI.autotune, ["bench", "cce", "--tokens", "64", "--vocab", "300", "--dim", "32", "--repetitions", "1", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any])
+        let results = try #require(report["results"] as? [[String: Any]])
+        #expect(results.map { $0["name"] as? String } == ["tunedkernels", "materialized", "openblas"])
+        for result in results {
+            for key in ["seconds", "peak_device_bytes", "max_abs_error", "extra_device_bytes", "part_errors"] {
+                #expect(result[key] != nil, "\(result["name"] ?? "?") has no \(key)")
+            }
+        }
+        #expect(results[0]["skipped_tile_fraction"] is Double)
+        #expect((report["problem"] as? [String: Any])?["ignore-index"] as? Int == -100)
+    }
+
     // MARK: Bad input
 
     @Test func badProblemsAreRefused() throws {

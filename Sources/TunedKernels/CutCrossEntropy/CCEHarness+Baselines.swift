@@ -148,9 +148,15 @@ extension CCEHarness {
                 for i in 0..<rows { for j in 0..<v { db[j] += z[i * v + j] } }
             }
         }
+        context.memory.resetPeak()
         step()
         let seconds = Self.medianTime(repetitions: repetitions) { step() }
+        // On the host: the device holds only the harness's inputs and outputs meanwhile (no extra device bytes);
+        // the logits (then G) take rows x V floats of host memory.
         return Baseline.Result(seconds: seconds, check: check(total: total, lse: lse, losses: losses, dE: de, dC: dc,
-                                                              dBias: db.isEmpty ? nil : db, filtered: false))
+                                                              dBias: db.isEmpty ? nil : db, filtered: false),
+                               peakDeviceBytes: context.memory.peakBytes,
+                               metrics: ["extra_device_bytes": Double(max(0, context.memory.peakBytes - baseDeviceBytes)),
+                                         "host_logits_bytes": Double(rows * v * 4)])
     }
 }

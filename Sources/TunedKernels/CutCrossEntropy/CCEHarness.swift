@@ -138,8 +138,9 @@ public final class CCEHarness: KernelHarness {
                             events: loss.launch.events + backward.events)
     }
 
-    /// The reduced loss against the reference (relative error, the family's main figure), and as parts: the
-    /// per-row LSE and losses, and each gradient (``CCEReference/tolerances(_:)``).
+    /// The reduced loss against the reference, as a relative error (the family's main figure: `max_abs_error` in
+    /// a `bench` row holds it), and as parts, absolute errors: the per-row LSE and losses, and each gradient
+    /// (``CCEReference/tolerances(_:inputs:reference:gradients:filtered:)``).
     public func check() throws -> Check {
         guard let loss = lastLoss else { return Check(maxAbsError: .infinity, tolerance: 0) }
         let total = try loss.total.download(count: 1)[0]
