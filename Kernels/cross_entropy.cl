@@ -532,6 +532,8 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
   ce_stage(Cs, C, order, ORDERED, v0, NB, cols, D, DP);
   for (int idx = get_local_id(0); idx < NB * DP; idx += WG) Acc[idx] = 0.0f;
   for (int n = get_local_id(0); n < NB; n += WG) dbias[n] = 0.0f;
+  /* the keep map decided which tiles to compute; `kept` only receives the gradient tiles' flags */
+  if (get_local_id(0) == 0) kept = 0;
   const int tiles = (ROWS + TB - 1) / TB;
   for (int tile = 0; tile < tiles; ++tile) {
     if (!keep[(long)tile * chunks + chunk])
@@ -539,7 +541,6 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
     const int row0 = tile * TB;
     const int rows = min(TB, ROWS - row0);
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (get_local_id(0) == 0) kept = 0;
     ce_tile(Z, Es, E, order, 0, row0, TB, rows, Es, Cs, D, DP);
     ce_gradient_tile(Z, row0, rows, v0, cols, bias, order, targets, lse, grad, mode, valid, V, &kept);
     barrier(CLK_LOCAL_MEM_FENCE);

@@ -46,7 +46,7 @@ extension CCEHarness {
         let total = try DeviceBuffer<Float>(context, count: 1), valid = try DeviceBuffer<Int32>(context, count: 1)
         let mode = Int32(problem.reduction == .mean ? 0 : problem.reduction == .sum ? 1 : 2)
         func kernel(_ name: String) throws -> Kernel { try family.core.kernel(name, options: options) }
-        func argument(_ buffer: any AnyDeviceBuffer) -> any KernelArgument { buffer as! any KernelArgument }
+        let argument = family.argument
         context.memory.resetPeak()
         func step() throws {
             let z = try CCEStorage.buffer(context, count: rows * v, floats ? .single : problem.precision)

@@ -181,16 +181,15 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
                      checkTargets: Bool = true) throws -> Loss {
         try check(problem)
         try validate(problem, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets)
-        if checkTargets { try self.checkTargets(problem, targets) }
         let (config, source) = try resolve(configuration, for: problem)
+        if checkTargets { try self.checkTargets(problem, config, targets) }
         let rows = problem.rows
         let lse = try DeviceBuffer<Float>(context, count: rows), losses = try DeviceBuffer<Float>(context, count: rows)
         let total = try DeviceBuffer<Float>(context, count: 1), valid = try DeviceBuffer<Int32>(context, count: 1)
-        let (tb, nb, _, _, _) = geometry(problem, config)
+        let (tb, nb, _, vs, _) = geometry(problem, config)
         let tileMax = try DeviceBuffer<Float>(context, count: ceilDiv(rows, tb) * ceilDiv(problem.vocab, nb))
         // The forward's scratch first: allocated after the ordering's temporary buffers are released, it made
         // oclgrind report the forward's partial sums as uninitialized (the results were right).
-        let (_, _, _, vs, _) = geometry(problem, config)
         _ = try core.scratch("part", count: vs * rows * 4, of: Float.self)
         let (order, positions) = problem.sortVocabulary
             ? try vocabularyOrder(problem, config, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets)
@@ -230,13 +229,13 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
 
     /// The fraction of gradient tiles the last ``gradients`` call skipped (reads the decisions; waits).
     public func lastSkippedFraction() throws -> Double? {
-        guard let keep = lastKeep, lastKeepCount > 0 else { return nil }
-        let flags = try keep.download(count: lastKeepCount)
+        guard let (keep, count) = try core.serialized({ lastKeep }), count > 0 else { return nil }
+        let flags = try keep.download(count: count)
         return Double(flags.filter { $0 == 0 }.count) / Double(flags.count)
     }
 
-    private var lastKeep: DeviceBuffer<UInt8>?
-    private var lastKeepCount = 0
+    /// The last backward's skip decisions and their count (set and read while serialized).
+    private var lastKeep: (DeviceBuffer<UInt8>, Int)?
 
     // MARK: Kernels
 
@@ -294,8 +293,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         let (n, rows) = (problem.tokens, problem.rows)
         let tiles = ceilDiv(n, tb), chunks = ceilDiv(problem.vocab, nb)
         let keep = try core.scratch("keep", count: tiles * chunks, of: UInt8.self)
-        lastKeep = keep
-        lastKeepCount = tiles * chunks
+        lastKeep = (keep, tiles * chunks)
         let mode = Int32(problem.reduction == .mean ? 0 : problem.reduction == .sum ? 1 : 2)
         let (e, c) = (try argument(embeddings), try argument(classifier))
         let b = try bias.map(argument) ?? e
@@ -340,9 +338,10 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     }
 
     /// Checks the targets on the device; throws for the first one outside [0, V) that is not the ignore index.
-    func checkTargets(_ problem: CCEProblem, _ targets: DeviceBuffer<Int32>) throws {
+    /// (Built with the call's options: the same program as its other kernels.)
+    func checkTargets(_ problem: CCEProblem, _ config: Configuration, _ targets: DeviceBuffer<Int32>) throws {
         let bad = try DeviceBuffer<Int32>(context, [Int32(problem.tokens)])
-        let options = "-DIGNORE=(\(problem.ignoreIndex)) -DPRECISION=32"
+        let options = self.options(problem, config)
         try core.serialized {
             _ = try core.kernel("cce_check_targets", options: options).launch(
                 on: context.queue, global: [roundUp(problem.tokens, 64)], local: [64],
@@ -356,7 +355,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     }
 
     /// The buffer as a kernel argument (every ``DeviceBuffer`` is one).
-    private func argument(_ buffer: any AnyDeviceBuffer) throws -> any KernelArgument {
+    func argument(_ buffer: any AnyDeviceBuffer) throws -> any KernelArgument {
         guard let argument = buffer as? any KernelArgument else { throw CCEError.buffer("\(buffer.elementTypeName) buffer is not a kernel argument") }
         return argument
     }
