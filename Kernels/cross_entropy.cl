@@ -14,11 +14,15 @@
  *   MR x NR logits per work-item step (TB % MR == 0, NB % NR == 0), VW vector width along D
  *   (1, 2, 4, 8, 16), WG work-items per work-group (1-D), VS vocabulary splits of the forward,
  *   PMR x PNV the gradient products' register block (PMR rows x PNV vectors of VW along D),
+ *   KC the D chunk (0: whole rows; else a multiple of VW: rows of E and C are staged KC columns at a time),
+ *   ACC where the backward's accumulators live (1: local memory; 0: an fp32 scratch in global memory whose
+ *   TB or NB rows of stride DP per work-group that group alone reads and writes),
  *   USE_SOFTCAP (0/1) and SOFTCAP (the cap, a float literal), HAS_BIAS, SHIFT, ZLOSS (weight),
  *   SMOOTH (eps), IGNORE (the ignored target), USE_FILTER (0 = exact) and FILTER (the threshold),
  *   ORDERED (1: the vocabulary is processed in the order order[position] = class, and `targets` holds
  *   each row's target position; see cce_positions).
- * Local memory arguments (sizes in floats): Es TB*DP, Cs NB*DP, Z TB*NB, and per kernel below.
+ * Local memory arguments (sizes in floats): Es TB*KCH, Cs NB*KCH, Z TB*NB, and per kernel below, where KCH is
+ * the D chunk (ce_chunk: KC, or DP for whole rows).
  * No kernel requires any size to be a multiple of anything: edge rows and columns are zero-filled
  * when staged and masked when reduced or stored.
  */
@@ -49,6 +53,12 @@
 #endif
 #ifndef PNV
 #define PNV 2
+#endif
+#ifndef KC
+#define KC 0
+#endif
+#ifndef ACC
+#define ACC 1
 #endif
 #ifndef USE_SOFTCAP
 #define USE_SOFTCAP 0
@@ -82,6 +92,19 @@
 #endif
 
 #define CE_VT FLOATV(VW)
+
+/* the backward's accumulators: local memory, or the work-group's own rows of a global scratch (then its
+   barriers also order those global writes) */
+#if ACC
+  #define ACC_SPACE __local
+  #define CE_FENCE CLK_LOCAL_MEM_FENCE
+#else
+  #define ACC_SPACE __global
+  #define CE_FENCE (CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE)
+#endif
+
+/* the D chunk: KC columns, or the whole padded row */
+inline int ce_chunk(const int DP) { return (KC == 0 || KC >= DP) ? DP : KC; }
 
 /* horizontal sums and max by components (oclgrind's uninitialized-value shadow loses track of .lo/.hi halves
    of wide vectors); pairwise, for accuracy */
@@ -156,14 +179,15 @@ inline float16 ce_logits16(__local const float* z, const int j0, const int count
 }
 
 /*
- * Stage `count` rows of X (row stride D) starting at row `row0`, of which `valid` exist, as fp32 rows of
- * stride DP in local memory (zeros beyond D and beyond the valid rows). Cooperative over the work-group.
+ * Stage columns [k0, k0 + W) of `count` rows of X (row stride D) starting at row `row0`, of which `valid`
+ * exist, as fp32 rows of stride W in local memory (zeros beyond D and beyond the valid rows; W a multiple
+ * of VW). Cooperative over the work-group.
  */
 inline void ce_stage(__local float* dst, const __global real* X, const __global int* map, const int mapped,
-                     const long row0, const int count, const int valid, const int D, const int DP) {
-  const int vectors = DP / VW;
+                     const long row0, const int count, const int valid, const int D, const int k0, const int W) {
+  const int vectors = W / VW;
   for (int r = 0, kv = get_local_id(0); ce_carry(&r, &kv, vectors), r < count; kv += WG) {
-    const int k = kv * VW;
+    const int k = k0 + kv * VW;
     const long row = (mapped && r < valid) ? (long)map[row0 + r] : row0 + r;
     CE_VT v;
     if (r < valid && k + VW <= D) {
@@ -174,42 +198,51 @@ inline void ce_stage(__local float* dst, const __global real* X, const __global 
         t[c] = (r < valid && k + c < D) ? LOADF1(X, row * D + k + c) : 0.0f;
       v = PLOAD(VW, t, 0);
     }
-    FSTORE(VW, dst, r * DP + k, v);
+    FSTORE(VW, dst, r * W + kv * VW, v);
   }
 }
 
-/* Z[r][n] = Es[r] . Cs[n] for the TB x NB tile (MR x NR dot products per step, VW lanes along D). */
-inline void ce_logits(__local float* Z, __local const float* Es, __local const float* Cs, const int DP) {
+/* Z[r][n] (+)= Es[r] . Cs[n] for the TB x NB tile over W columns (the rows' stride; MR x NR dot products
+   per step, VW lanes along D); adds to Z when `add`. */
+inline void ce_logits(__local float* Z, __local const float* Es, __local const float* Cs, const int W, const int add) {
   for (int rb = 0, nb = get_local_id(0); ce_carry(&rb, &nb, NB / NR), rb < TB / MR; nb += WG) {
     const int r0 = rb * MR, n0 = nb * NR;
     CE_VT acc[MR][NR];
     for (int r = 0; r < MR; ++r)
       for (int n = 0; n < NR; ++n) acc[r][n] = (CE_VT)(0.0f);
-    for (int k = 0; k < DP; k += VW) {
+    for (int k = 0; k < W; k += VW) {
       CE_VT ev[MR], cv[NR];
       _Pragma("unroll")
-      for (int r = 0; r < MR; ++r) ev[r] = FLOAD(VW, Es, (r0 + r) * DP + k);
+      for (int r = 0; r < MR; ++r) ev[r] = FLOAD(VW, Es, (r0 + r) * W + k);
       _Pragma("unroll")
-      for (int n = 0; n < NR; ++n) cv[n] = FLOAD(VW, Cs, (n0 + n) * DP + k);
+      for (int n = 0; n < NR; ++n) cv[n] = FLOAD(VW, Cs, (n0 + n) * W + k);
       _Pragma("unroll")
       for (int r = 0; r < MR; ++r)
         _Pragma("unroll")
         for (int n = 0; n < NR; ++n) acc[r][n] = MADD(ev[r], cv[n], acc[r][n]);
     }
     for (int r = 0; r < MR; ++r)
-      for (int n = 0; n < NR; ++n) Z[(r0 + r) * NB + n0 + n] = CE_HSUM(VW, acc[r][n]);
+      for (int n = 0; n < NR; ++n) {
+        const float dot = CE_HSUM(VW, acc[r][n]);
+        Z[(r0 + r) * NB + n0 + n] = add ? Z[(r0 + r) * NB + n0 + n] + dot : dot;
+      }
   }
 }
 
-/* Stages `count` rows of X from row `first` (`valid` of them exist) into `dst` (Es or Cs), then computes
-   the logits tile Z = Es . Cs. Call after a barrier; ends with one. */
-inline void ce_tile(__local float* Z, __local float* dst, const __global real* X, const __global int* map, const int mapped,
-                    const long first, const int count, const int valid, __local const float* Es, __local const float* Cs,
-                    const int D, const int DP) {
-  ce_stage(dst, X, map, mapped, first, count, valid, D, DP);
-  barrier(CLK_LOCAL_MEM_FENCE);
-  ce_logits(Z, Es, Cs, DP);
-  barrier(CLK_LOCAL_MEM_FENCE);
+/* The logits tile Z = E rows [e0, e0 + erows) . C rows at positions [c0, c0 + ccols), over D in chunks of
+   KCH: each chunk stages the sides flagged (stageE, stageC) into Es and Cs, then adds its dot products.
+   With whole rows (KCH == DP) a side already staged stays. Call after a barrier; ends with one. */
+inline void ce_tile(__local float* Z, __local float* Es, __local float* Cs, const __global real* E, const long e0, const int erows,
+                    const __global real* C, const __global int* order, const long c0, const int ccols,
+                    const int stageE, const int stageC, const int D, const int DP, const int KCH) {
+  for (int k0 = 0; k0 < DP; k0 += KCH) {
+    const int w = min(KCH, DP - k0);
+    if (stageE) ce_stage(Es, E, order, 0, e0, TB, erows, D, k0, w);
+    if (stageC) ce_stage(Cs, C, order, ORDERED, c0, NB, ccols, D, k0, w);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    ce_logits(Z, Es, Cs, w, k0 > 0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -219,7 +252,7 @@ inline void ce_tile(__local float* Z, __local float* dst, const __global real* X
  * cce_forward: group (x, s) owns rows [x*TB, x*TB + TB) and the vocabulary chunks s, s + VS, ...
  * It writes, per row, a partial state (max, sum of exp relative to max, target logit, sum of logits)
  * to part[(s * ROWS + i) * 4 ...], and the largest logit of each (row tile, chunk) over rows with a target
- * to tmax[tile * chunks + chunk]. Local: Es TB*DP, Cs NB*DP, Z TB*NB, St TB*5.
+ * to tmax[tile * chunks + chunk]. Local: Es TB*KCH, Cs NB*KCH, Z TB*NB, St TB*5.
  * NDRange: global (ceil(ROWS/TB) * WG, VS), local (WG, 1).
  */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
@@ -231,7 +264,8 @@ void cce_forward(const int ROWS, const int V, const int D, const int DP,
   const int row0 = get_group_id(0) * TB;
   const int split = get_group_id(1);
   const int rows = min(TB, ROWS - row0);
-  ce_stage(Es, E, order, 0, row0, TB, rows, D, DP);
+  const int KCH = ce_chunk(DP), whole = KCH == DP;
+  if (whole) ce_stage(Es, E, order, 0, row0, TB, rows, D, 0, DP);
   for (int r = get_local_id(0); r < TB; r += WG) {
     St[r * 5 + 0] = -INFINITY;
     St[r * 5 + 1] = 0.0f;
@@ -243,7 +277,7 @@ void cce_forward(const int ROWS, const int V, const int D, const int DP,
     const int v0 = chunk * NB;
     const int cols = min(NB, V - v0);
     barrier(CLK_LOCAL_MEM_FENCE);
-    ce_tile(Z, Cs, C, order, ORDERED, v0, NB, cols, Es, Cs, D, DP);
+    ce_tile(Z, Es, Cs, E, row0, rows, C, order, v0, cols, !whole, 1, D, DP, KCH);
     for (int r = get_local_id(0); r < rows; r += WG) {
       const int t = CE_TARGET(targets, row0 + r);
       float16 mv = (float16)(-INFINITY), zs = (float16)(0.0f);
@@ -406,12 +440,15 @@ inline void ce_gradient_tile(__local float* Z, const int row0, const int rows, c
 #endif
 }
 
-/* acc[MR rows of A][PNV vectors along D] += sum_n W[r][n] * Bs[n][d..] for n < NB: the gradient products.
-   Out (local, stride DP) += W (TB x NB or NB x TB via strides) . Bs (rows of stride DP). */
-inline void ce_product(__local float* Out, const int outRows, __local const float* W, const int wRowStride,
-                       const int wColStride, const int inner, __local const float* Bs, const int DP)
+/* The gradient products: Out[r][k0 + d] += sum_n W[r][n] Bs[n][d] for the outRows x W slice of columns
+   [k0, k0 + W) (Out rows of stride DP; Bs rows of stride W), n < inner; W is TB x NB or NB x TB through its
+   strides. Register blocks of PMR rows x PNV vectors of VW; a work-item owns the same blocks in every call
+   of one kernel. */
+inline void ce_product(ACC_SPACE float* Out, const int outRows, __local const float* W, const int wRowStride,
+                       const int wColStride, const int inner, __local const float* Bs, const int k0, const int Wd,
+                       const int DP)
 {
-  const int dvec = DP / VW;
+  const int dvec = Wd / VW;
   const int dblocks = (dvec + PNV - 1) / PNV;
   const int rblocks = (outRows + PMR - 1) / PMR;
   for (int rb = 0, db = get_local_id(0); ce_carry(&rb, &db, dblocks), rb < rblocks; db += WG) {
@@ -422,7 +459,7 @@ inline void ce_product(__local float* Out, const int outRows, __local const floa
     for (int n = 0; n < inner; ++n) {
       CE_VT bv[PNV];
       _Pragma("unroll")
-      for (int v = 0; v < PNV; ++v) bv[v] = FLOAD(VW, Bs, n * DP + min(d0 + v, dvec - 1) * VW);
+      for (int v = 0; v < PNV; ++v) bv[v] = FLOAD(VW, Bs, n * Wd + min(d0 + v, dvec - 1) * VW);
       _Pragma("unroll")
       for (int r = 0; r < PMR; ++r) {
         const CE_VT w = (CE_VT)(W[min(r0 + r, outRows - 1) * wRowStride + n * wColStride]);
@@ -436,10 +473,27 @@ inline void ce_product(__local float* Out, const int outRows, __local const floa
       for (int v = 0; v < PNV; ++v) {
         if (d0 + v >= dvec)
           break;
-        const int o = (r0 + r) * DP + (d0 + v) * VW;
+        const int o = (r0 + r) * DP + k0 + (d0 + v) * VW;
         FSTORE(VW, Out, o, FLOAD(VW, Out, o) + acc[r][v]);
       }
     }
+  }
+}
+
+/* Out += W . B over every D chunk: B's rows (TB rows of E from e0, or NB classifier rows at positions c0) are
+   already staged whole in Bs when KCH == DP, else staged chunk by chunk. Call after a barrier; ends with one. */
+inline void ce_products(ACC_SPACE float* Out, const int outRows, __local const float* W, const int wRowStride, const int wColStride,
+                        const int inner, __local float* Bs, const int staged, const __global real* X, const __global int* order,
+                        const int mapped, const long b0, const int bvalid, const int D, const int DP, const int KCH)
+{
+  for (int k0 = 0; k0 < DP; k0 += KCH) {
+    const int w = min(KCH, DP - k0);
+    if (!staged) {
+      ce_stage(Bs, X, order, mapped, b0, inner, bvalid, D, k0, w);
+      barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    ce_product(Out, outRows, W, wRowStride, wColStride, inner, Bs, k0, w, DP);
+    barrier(CE_FENCE);
   }
 }
 
@@ -448,7 +502,8 @@ inline void ce_product(__local float* Out, const int outRows, __local const floa
  * For every vocabulary chunk whose bound from the forward (tmax) reaches FILTER: the logits tile, its
  * gradient tile, and -- unless every entry is below FILTER -- dE += G . C_chunk. keep[x * chunks + chunk]
  * records the decision for cce_backward_c.
- * Local: Es TB*DP, Cs NB*DP, Z TB*NB, Acc TB*DP. NDRange: global (ceil(N/TB) * WG), local (WG).
+ * Local: Es TB*KCH, Cs NB*KCH, Z TB*NB, and AccBase TB*DP (ACC 1; with ACC 0, AccBase is a global scratch
+ * of ceil(N/TB)*TB*DP floats). NDRange: global (ceil(N/TB) * WG), local (WG).
  */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void cce_backward_e(const int N, const int ROWS, const int V, const int D, const int DP,
@@ -456,7 +511,7 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
                     const __global int* targets, const __global float* lse, const __global float* grad,
                     const int mode, const __global int* count, const __global float* tmax,
                     __global uchar* keep, __global real* dE,
-                    __local float* Es, __local float* Cs, __local float* Z, __local float* Acc)
+                    __local float* Es, __local float* Cs, __local float* Z, ACC_SPACE float* AccBase)
 {
   __local int kept;
   __local float lmin, lscale;
@@ -464,6 +519,12 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
   const int row0 = tile * TB;
   const int rows = max(0, min(TB, ROWS - row0));
   const int valid = count[0];
+  const int KCH = ce_chunk(DP), whole = KCH == DP;
+#if ACC
+  ACC_SPACE float* Acc = AccBase;
+#else
+  ACC_SPACE float* Acc = AccBase + (long)row0 * DP;
+#endif
   /* A tile's softmax values are at most exp(tmax - min LSE) (rows with a target); times the z-loss factor,
      plus the smoothing term, that bounds |G / g| before any logit is recomputed. */
   if (get_local_id(0) == 0) {
@@ -477,13 +538,13 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
     lmin = lo;
     lscale = 1.0f + 2.0f * ZLOSS * hi;
   }
-  ce_stage(Es, E, order, 0, row0, TB, rows, D, DP);
+  if (whole) ce_stage(Es, E, order, 0, row0, TB, rows, D, 0, DP);
   for (int idx = get_local_id(0); idx < TB * DP; idx += WG) Acc[idx] = 0.0f;
   const int chunks = (V + NB - 1) / NB;
   for (int chunk = 0; chunk < chunks; ++chunk) {
     const int v0 = chunk * NB;
     const int cols = min(NB, V - v0);
-    barrier(CLK_LOCAL_MEM_FENCE);
+    barrier(CE_FENCE);
 #if USE_FILTER
     const float bound = rows == 0 ? 0.0f : exp(tmax[(long)tile * chunks + chunk] - lmin) * lscale + SMOOTH / (float)V;
 #else
@@ -494,15 +555,15 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
       continue;
     }
     if (get_local_id(0) == 0) kept = 0;
-    ce_tile(Z, Cs, C, order, ORDERED, v0, NB, cols, Es, Cs, D, DP);
+    ce_tile(Z, Es, Cs, E, row0, rows, C, order, v0, cols, !whole, 1, D, DP, KCH);
     ce_gradient_tile(Z, row0, rows, v0, cols, bias, order, targets, lse, grad, mode, valid, V, &kept);
     barrier(CLK_LOCAL_MEM_FENCE);
     const int k = kept;
     if (get_local_id(0) == 0) keep[(long)tile * chunks + chunk] = (uchar)k;
     if (k)
-      ce_product(Acc, TB, Z, NB, 1, NB, Cs, DP);
+      ce_products(Acc, TB, Z, NB, 1, NB, Cs, whole, C, order, ORDERED, v0, cols, D, DP, KCH);
   }
-  barrier(CLK_LOCAL_MEM_FENCE);
+  barrier(CE_FENCE);
   const int out = min(TB, N - row0);
   for (int r = 0, d = get_local_id(0); ce_carry(&r, &d, D), r < out; d += WG) {
     STOREF1(dE, (long)(row0 + r) * D + d, Acc[r * DP + d]);
@@ -512,7 +573,8 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
 /*
  * cce_backward_c: group x owns vocabulary rows [x*NB, x*NB + NB) of dC (and db). For every row tile
  * that cce_backward_e kept: the logits tile, its gradient tile, dC += G^T . E_tile, db += column sums.
- * Local: Es TB*DP, Cs NB*DP, Z TB*NB, Acc NB*DP. NDRange: global (ceil(V/NB) * WG), local (WG).
+ * Local: Es TB*KCH, Cs NB*KCH, Z TB*NB, and AccBase NB*DP (ACC 1; with ACC 0, a global scratch of
+ * ceil(V/NB)*NB*DP floats). NDRange: global (ceil(V/NB) * WG), local (WG).
  */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
@@ -520,7 +582,7 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
                     const __global int* targets, const __global float* lse, const __global float* grad,
                     const int mode, const __global int* count, const __global uchar* keep,
                     __global real* dC, __global real* db,
-                    __local float* Es, __local float* Cs, __local float* Z, __local float* Acc)
+                    __local float* Es, __local float* Cs, __local float* Z, ACC_SPACE float* AccBase)
 {
   __local int kept;
   __local float dbias[NB];
@@ -529,7 +591,13 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
   const int v0 = chunk * NB;
   const int cols = min(NB, V - v0);
   const int valid = count[0];
-  ce_stage(Cs, C, order, ORDERED, v0, NB, cols, D, DP);
+  const int KCH = ce_chunk(DP), whole = KCH == DP;
+#if ACC
+  ACC_SPACE float* Acc = AccBase;
+#else
+  ACC_SPACE float* Acc = AccBase + (long)v0 * DP;
+#endif
+  if (whole) ce_stage(Cs, C, order, ORDERED, v0, NB, cols, D, 0, DP);
   for (int idx = get_local_id(0); idx < NB * DP; idx += WG) Acc[idx] = 0.0f;
   for (int n = get_local_id(0); n < NB; n += WG) dbias[n] = 0.0f;
   /* the keep map decided which tiles to compute; `kept` only receives the gradient tiles' flags */
@@ -540,18 +608,18 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
       continue;
     const int row0 = tile * TB;
     const int rows = min(TB, ROWS - row0);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    ce_tile(Z, Es, E, order, 0, row0, TB, rows, Es, Cs, D, DP);
+    barrier(CE_FENCE);
+    ce_tile(Z, Es, Cs, E, row0, rows, C, order, v0, cols, 1, !whole, D, DP, KCH);
     ce_gradient_tile(Z, row0, rows, v0, cols, bias, order, targets, lse, grad, mode, valid, V, &kept);
     barrier(CLK_LOCAL_MEM_FENCE);
-    ce_product(Acc, NB, Z, 1, NB, TB, Es, DP);
     for (int n = get_local_id(0); n < NB; n += WG) {
       float s = 0.0f;
       for (int r = 0; r < TB; ++r) s += Z[r * NB + n];
       dbias[n] += s;
     }
+    ce_products(Acc, NB, Z, 1, NB, TB, Es, whole, E, order, 0, row0, rows, D, DP, KCH);
   }
-  barrier(CLK_LOCAL_MEM_FENCE);
+  barrier(CE_FENCE);
   for (int n = 0, d = get_local_id(0); ce_carry(&n, &d, D), n < cols; d += WG) {
     STOREF1(dC, (long)CE_CROW(v0 + n) * D + d, Acc[n * DP + d]);
   }

@@ -82,18 +82,53 @@ import Testing
         #expect(skipped[true]! > skipped[false]!, "\(skipped)")
     }
 
-    /// Several configurations, including work-groups of many work-items, vocabulary splits, narrow vectors and
-    /// register blocks that do not divide the tiles.
+    /// Several configurations, including work-groups of many work-items, vocabulary splits, narrow vectors,
+    /// register blocks that do not divide the tiles, and D chunks that do not divide D (whole rows where D is
+    /// smaller than the chunk).
     @Test(arguments: [
-        Configuration(variant: "tiled", ["TB": 16, "NB": 32, "MR": 2, "NR": 4, "VW": 4, "WG": 16, "VS": 4, "PMR": 8, "PNV": 4]),
-        Configuration(variant: "tiled", ["TB": 8, "NB": 16, "MR": 8, "NR": 1, "VW": 1, "WG": 4, "VS": 2, "PMR": 1, "PNV": 1]),
-        Configuration(variant: "tiled", ["TB": 128, "NB": 64, "MR": 4, "NR": 8, "VW": 16, "WG": 1, "VS": 8, "PMR": 2, "PNV": 4]),
+        Configuration(variant: "tiled", ["TB": 16, "NB": 32, "KC": 32, "MR": 2, "NR": 4, "VW": 4, "WG": 16, "VS": 4, "PMR": 8, "PNV": 4, "ACC": 1]),
+        Configuration(variant: "tiled", ["TB": 8, "NB": 16, "KC": 0, "MR": 8, "NR": 1, "VW": 1, "WG": 4, "VS": 2, "PMR": 1, "PNV": 1, "ACC": 1]),
+        Configuration(variant: "tiled", ["TB": 128, "NB": 64, "KC": 64, "MR": 4, "NR": 8, "VW": 16, "WG": 1, "VS": 8, "PMR": 2, "PNV": 4, "ACC": 1]),
     ])
     func configurations(configuration: Configuration) throws {
         for (n, v, d) in [(252, 507, 123), (1, 3, 1)] {
+            var config = configuration
+            if config["KC"]! >= d { config.values["KC"] = 0 }
             try Self.expectCorrect(CCEProblem(tokens: n, vocab: v, dim: d, precision: .half, bias: true, shift: n > 1, filter: "off", data: .uniform),
-                                   configuration: configuration)
+                                   configuration: config)
         }
+    }
+
+    /// Accumulators in global memory (allowed only where the local ones do not fit: here 128 rows of D = 2100 are
+    /// over 1 MiB) with D chunks, exact and filtered, in each storage precision.
+    @Test(arguments: CCEPrecision.allCases)
+    func globalAccumulators(precision: CCEPrecision) throws {
+        let cce = try #require(Self.cce)
+        let d = 2100
+        let config = Configuration(variant: "tiled", ["TB": 128, "NB": 16, "KC": 256, "MR": 4, "NR": 2, "VW": 4, "WG": 4, "VS": 2,
+                                                      "PMR": 4, "PNV": 2, "ACC": 0])
+        let local = CutCrossEntropy.localFloats(tb: 128, nb: 16, vw: 4, kc: 256, localAccumulators: true, dim: d) * 4
+        try #require(local > cce.limits.localMemoryBytes, "the device's local memory (\(cce.limits.localMemoryBytes) bytes) holds \(local)")
+        try Self.expectCorrect(CCEProblem(tokens: 131, vocab: 61, dim: d, precision: precision, bias: true, softcap: 20, shift: true,
+                                          zLoss: 1e-3, labelSmoothing: 0.1, filter: "off", data: .uniform), configuration: config)
+        try Self.expectCorrect(CCEProblem(tokens: 131, vocab: 61, dim: d, precision: precision, filter: precision == .single ? "1e-5" : "auto",
+                                          data: .trained), configuration: config)
+    }
+
+    /// The space of a large D (8192) on a device with 48 KiB of local memory: only D chunks with global
+    /// accumulators fit, and the defaults offer one; on a CPU's 1 MiB, local accumulators with whole rows fit at D = 1024.
+    @Test func largeDimensionsChunkAndAccumulateGlobally() throws {
+        let gpu = DeviceLimits(kind: .gpu, maxWorkGroupSize: 1024, maxWorkItemSizes: [1024, 1024, 64], localMemoryBytes: 48 * 1024,
+                               supportsHalf: true)
+        let problem = CCEProblem(tokens: 4096, vocab: 32768, dim: 8192, precision: .half)
+        let space = try #require(CutCrossEntropy.spaces(for: problem, limits: gpu).first)
+        let valid = try #require(CutCrossEntropy.defaults(for: problem, limits: gpu).first(where: space.isValid))
+        #expect(valid["ACC"] == 0 && valid["KC"]! > 0, "\(valid)")
+        let cpu = DeviceLimits(kind: .cpu, maxWorkGroupSize: 4096, maxWorkItemSizes: [4096, 4096, 4096], localMemoryBytes: 1 << 20,
+                               supportsHalf: false)
+        let bench = CCEProblem(tokens: 4096, vocab: 32768, dim: 1024, precision: .half)
+        let first = try #require(CutCrossEntropy.defaults(for: bench, limits: cpu).first)
+        #expect(try #require(CutCrossEntropy.spaces(for: bench, limits: cpu).first).isValid(first) && first["KC"] == 0 && first["ACC"] == 1)
     }
 
     /// The extra device memory of the cut path (beyond E, C, targets, their gradients and the LSE) does not grow

@@ -84,16 +84,22 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         return ResourceNeeds(deviceBuffers: [e, c, e, c, rows], hostBytes: host)
     }
 
-    /// One space: the tile of logits (TB tokens x NB vocabulary entries), the dot products per step (MR x NR, VW
-    /// lanes along D), the work-group (WG work-items), the forward's vocabulary splits (VS) and the gradient
-    /// products' register block (PMR rows x PNV vectors). Local memory holds fp32 copies of the tile's rows of E
-    /// and C (D rounded up to VW), the tile, and the backward's accumulators.
-    public func spaces(for problem: CCEProblem) -> [SearchSpace] {
+    /// One space: the tile of logits (TB tokens x NB vocabulary entries x KC columns of D; KC 0 for whole rows),
+    /// the dot products per step (MR x NR, VW lanes along D), the work-group (WG work-items), the forward's
+    /// vocabulary splits (VS), the gradient products' register block (PMR rows x PNV vectors) and where the
+    /// backward accumulates (ACC 1: local memory; 0: an fp32 scratch in global memory of max(N, V) x D floats,
+    /// allowed only where the local accumulators do not fit, so that the extra memory stays O(tiles) whenever it
+    /// can). Local memory holds fp32 copies of a D chunk of the tile's rows of E and C, the tile, and the local
+    /// accumulators (whole rows, D rounded up to VW).
+    public func spaces(for problem: CCEProblem) -> [SearchSpace] { Self.spaces(for: problem, limits: limits) }
+
+    /// The spaces of `problem` on a device of `limits`.
+    public static func spaces(for problem: CCEProblem, limits: DeviceLimits) -> [SearchSpace] {
         let parameters = [
-            Parameter("TB", [8, 16, 32, 64, 128]), Parameter("NB", [16, 32, 64, 128]),
+            Parameter("TB", [8, 16, 32, 64, 128]), Parameter("NB", [16, 32, 64, 128]), Parameter("KC", [0, 32, 64, 128, 256, 512]),
             Parameter("MR", [1, 2, 4, 8]), Parameter("NR", [1, 2, 4, 8]), Parameter("VW", [1, 4, 8, 16]),
             Parameter("WG", [1, 4, 16, 64, 256]), Parameter("VS", [1, 2, 4, 8]),
-            Parameter("PMR", [1, 2, 4, 8]), Parameter("PNV", [1, 2, 4]),
+            Parameter("PMR", [1, 2, 4, 8]), Parameter("PNV", [1, 2, 4]), Parameter("ACC", [1, 0]),
         ]
         let d = problem.dim, localBytes = limits.localMemoryBytes
         let constraints = [
@@ -101,30 +107,47 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
             .divides("NB % NR == 0", ["NB", "NR"], { $0["NB"]! }, { $0["NR"]! }),
             Constraint("dot accumulators MR*NR*VW <= 1024 floats", ["MR", "NR", "VW"]) { $0["MR"]! * $0["NR"]! * $0["VW"]! <= 1024 },
             Constraint("product accumulators PMR*PNV*VW <= 1024 floats", ["PMR", "PNV", "VW"]) { $0["PMR"]! * $0["PNV"]! * $0["VW"]! <= 1024 },
-            Constraint("local memory of D = \(d) <= \(localBytes) bytes", ["TB", "NB", "VW"]) { v in
-                Self.localFloats(tb: v["TB"]!, nb: v["NB"]!, vw: v["VW"]!, dim: d) * 4 <= localBytes
+            Constraint("KC == 0 or KC < D = \(d) (a chunk of the whole row is the whole row)", ["KC"]) { $0["KC"]! < d },
+            Constraint("KC % VW == 0", ["KC", "VW"]) { $0["KC"]! % $0["VW"]! == 0 },
+            Constraint("local memory of D = \(d) <= \(localBytes) bytes", ["TB", "NB", "VW", "KC", "ACC"]) { v in
+                Self.localFloats(tb: v["TB"]!, nb: v["NB"]!, vw: v["VW"]!, kc: v["KC"]!, localAccumulators: v["ACC"]! == 1, dim: d) * 4 <= localBytes
+            },
+            Constraint("ACC == 0 only where the local accumulators do not fit", ["TB", "NB", "VW", "KC", "ACC"]) { v in
+                v["ACC"]! == 1 || Self.localFloats(tb: v["TB"]!, nb: v["NB"]!, vw: v["VW"]!, kc: v["KC"]!, localAccumulators: true, dim: d) * 4 > localBytes
             },
         ] + limits.workGroupConstraints(["WG"]) { ($0["WG"]!, 1) }
         return [SearchSpace(variant: "tiled", parameters: parameters, constraints: constraints)]
     }
 
-    /// The most local memory any kernel of a configuration takes, in floats (the backward's: two row copies of
-    /// the owner's side, one of the other's, the tile, and a few per-row values).
-    static func localFloats(tb: Int, nb: Int, vw: Int, dim: Int) -> Int {
+    /// The most local memory any kernel of a configuration takes, in floats: a D chunk of the tile's rows of E and
+    /// C, the tile, a few per-row values, and the backward's accumulators when they are local (whole rows of the
+    /// owner's side).
+    static func localFloats(tb: Int, nb: Int, vw: Int, kc: Int, localAccumulators: Bool, dim: Int) -> Int {
         let dp = (dim + vw - 1) / vw * vw
-        return max(2 * tb, 2 * nb) * dp + min(tb, nb) * dp + tb * nb + 5 * max(tb, nb) + 16
+        let chunk = kc == 0 ? dp : min(kc, dp)
+        return (tb + nb) * chunk + tb * nb + 5 * max(tb, nb) + 16 + (localAccumulators ? max(tb, nb) * dp : 0)
     }
 
-    /// CPU: one work-item per work-group working through a 64 x 32 tile in 4 x 4 dot products of 16 lanes, and the
-    /// gradient products in 4 rows x 4 vectors (0.24 s against 0.27 for 4 x 2 on 1024x8192x1024, exact); smaller
-    /// tiles when D leaves too little local memory. GPU: 64 work-items on smaller tiles.
-    public func defaults(for problem: CCEProblem) -> [Configuration] {
-        func tiled(_ tb: Int, _ nb: Int, mr: Int = 4, nr: Int = 4, vw: Int, wg: Int, vs: Int = 1) -> Configuration {
-            Configuration(variant: "tiled", ["TB": tb, "NB": nb, "MR": mr, "NR": nr, "VW": vw, "WG": wg, "VS": vs, "PMR": 4, "PNV": 4])
+    /// CPU: one work-item per work-group working through a 64 x 32 tile of whole rows in 4 x 2 dot products of 16
+    /// lanes, and the gradient products in 4 rows x 4 vectors (2048x8192x1024 half, exact: 149, 158 and 158 GFLOP/s
+    /// per pass in the forward, dE and dC kernels, against 128, 145 and 140 for 4 x 4 dot products); smaller tiles,
+    /// then D chunks, then global accumulators when D leaves too little local memory. GPU: 64 work-items on smaller
+    /// tiles, the same fallbacks.
+    public func defaults(for problem: CCEProblem) -> [Configuration] { Self.defaults(for: problem, limits: limits) }
+
+    /// The defaults of `problem` on a device of `limits`, in order of preference (the first valid one is used).
+    public static func defaults(for problem: CCEProblem, limits: DeviceLimits) -> [Configuration] {
+        func tiled(_ tb: Int, _ nb: Int, mr: Int = 4, nr: Int = 2, vw: Int = 16, wg: Int = 1, kc: Int = 0, acc: Int = 1) -> Configuration {
+            Configuration(variant: "tiled", ["TB": tb, "NB": nb, "KC": kc, "MR": mr, "NR": nr, "VW": vw, "WG": wg, "VS": 1,
+                                             "PMR": 4, "PNV": 4, "ACC": acc])
         }
-        let cpu = [tiled(64, 32, vw: 16, wg: 1), tiled(32, 32, vw: 16, wg: 1), tiled(16, 16, vw: 16, wg: 1), tiled(8, 16, mr: 2, nr: 2, vw: 16, wg: 1)]
-        let gpu = [tiled(32, 32, mr: 2, nr: 2, vw: 4, wg: 64), tiled(16, 16, mr: 2, nr: 2, vw: 4, wg: 64), tiled(8, 16, mr: 2, nr: 2, vw: 4, wg: 16)]
-        return (limits.kind == .cpu ? cpu + gpu : gpu + cpu) + [tiled(8, 16, mr: 1, nr: 1, vw: 1, wg: 1)]
+        let cpu = [tiled(64, 32), tiled(32, 32), tiled(16, 16), tiled(64, 32, kc: 256), tiled(32, 32, kc: 256), tiled(16, 16, kc: 128),
+                   tiled(64, 32, kc: 256, acc: 0), tiled(16, 16, mr: 2, kc: 64, acc: 0)]
+        let gpu = [tiled(32, 32, mr: 2, vw: 4, wg: 64), tiled(16, 16, mr: 2, vw: 4, wg: 64), tiled(8, 16, mr: 2, vw: 4, wg: 16),
+                   tiled(32, 32, mr: 2, vw: 4, wg: 64, kc: 64), tiled(16, 16, mr: 2, vw: 4, wg: 64, kc: 64),
+                   tiled(32, 32, mr: 2, vw: 4, wg: 64, kc: 64, acc: 0), tiled(16, 16, mr: 2, vw: 4, wg: 64, kc: 32, acc: 0)]
+        return (limits.kind == .cpu ? cpu + gpu : gpu + cpu)
+            + [tiled(8, 16, mr: 1, nr: 1, vw: 1), tiled(8, 16, mr: 1, nr: 1, vw: 1, kc: 32, acc: 0)]
     }
 
     public func harness(_ problem: CCEProblem, seed: UInt64) throws -> CCEHarness {
@@ -186,7 +209,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         let rows = problem.rows
         let lse = try DeviceBuffer<Float>(context, count: rows), losses = try DeviceBuffer<Float>(context, count: rows)
         let total = try DeviceBuffer<Float>(context, count: 1), valid = try DeviceBuffer<Int32>(context, count: 1)
-        let (tb, nb, _, vs, _) = geometry(problem, config)
+        let (tb, nb, _, vs, _, _) = geometry(problem, config)
         let tileMax = try DeviceBuffer<Float>(context, count: ceilDiv(rows, tb) * ceilDiv(problem.vocab, nb))
         // The forward's scratch first: allocated after the ordering's temporary buffers are released, it made
         // oclgrind report the forward's partial sums as uninitialized (the results were right).
@@ -252,10 +275,12 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         return options
     }
 
-    private func geometry(_ problem: CCEProblem, _ config: Configuration) -> (tb: Int, nb: Int, wg: Int, vs: Int, dp: Int) {
+    /// A configuration's tile, work-group, splits, padded row (D rounded up to VW) and D chunk (KCH in the kernels).
+    private func geometry(_ problem: CCEProblem, _ config: Configuration) -> (tb: Int, nb: Int, wg: Int, vs: Int, dp: Int, kc: Int) {
         let v = config.values
-        let vw = v["VW"]!
-        return (v["TB"]!, v["NB"]!, v["WG"]!, v["VS"]!, (problem.dim + vw - 1) / vw * vw)
+        let vw = v["VW"]!, kc = v["KC"]!
+        let dp = (problem.dim + vw - 1) / vw * vw
+        return (v["TB"]!, v["NB"]!, v["WG"]!, v["VS"]!, dp, kc == 0 ? dp : min(kc, dp))
     }
 
     private func forwardKernels(_ problem: CCEProblem, _ config: Configuration, embeddings: any AnyDeviceBuffer,
@@ -263,7 +288,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
                                 lse: DeviceBuffer<Float>, losses: DeviceBuffer<Float>, total: DeviceBuffer<Float>,
                                 order: DeviceBuffer<Int32>?, valid: DeviceBuffer<Int32>, tileMax: DeviceBuffer<Float>) throws -> [Event] {
         let options = self.options(problem, config)
-        let (tb, nb, wg, vs, dp) = geometry(problem, config)
+        let (tb, nb, wg, vs, dp, kc) = geometry(problem, config)
         let rows = problem.rows
         let (r, v, d) = (Int32(rows), Int32(problem.vocab), Int32(problem.dim))
         let part = try core.scratch("part", count: vs * rows * 4, of: Float.self)
@@ -274,7 +299,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         events.append(try core.kernel("cce_forward", options: options).launch(
             on: queue, global: [ceilDiv(rows, tb) * wg, vs], local: [wg, 1],
             arguments: [r, v, d, Int32(dp), e, c, b, order ?? targets, targets, part, tileMax,
-                        LocalMemory(bytes: tb * dp * 4), LocalMemory(bytes: nb * dp * 4), LocalMemory(bytes: tb * nb * 4),
+                        LocalMemory(bytes: tb * kc * 4), LocalMemory(bytes: nb * kc * 4), LocalMemory(bytes: tb * nb * 4),
                         LocalMemory(bytes: tb * 20)]))
         events.append(try core.kernel("cce_forward_finish", options: options).launch(
             on: queue, global: [roundUp(rows, 64)], local: [64], arguments: [r, v, part, targets, lse, losses]))
@@ -289,7 +314,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
                                  loss: Loss, gradOutput: DeviceBuffer<Float>, dEmbeddings: any AnyDeviceBuffer,
                                  dClassifier: any AnyDeviceBuffer, dBias: (any AnyDeviceBuffer)?) throws -> [Event] {
         let options = self.options(problem, config)
-        let (tb, nb, wg, _, dp) = geometry(problem, config)
+        let (tb, nb, wg, _, dp, kc) = geometry(problem, config)
         let (n, rows) = (problem.tokens, problem.rows)
         let tiles = ceilDiv(n, tb), chunks = ceilDiv(problem.vocab, nb)
         let keep = try core.scratch("keep", count: tiles * chunks, of: UInt8.self)
@@ -302,14 +327,22 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         let common: [any KernelArgument] = [e, c, b, loss.order ?? targets, targets, loss.lse, gradOutput, mode, loss.valid]
         let (nn, r, v, d, dpp) = (Int32(n), Int32(rows), Int32(problem.vocab), Int32(problem.dim), Int32(dp))
         let queue = context.queue
-        let local = [LocalMemory(bytes: tb * dp * 4), LocalMemory(bytes: nb * dp * 4), LocalMemory(bytes: tb * nb * 4)]
+        let local = [LocalMemory(bytes: tb * kc * 4), LocalMemory(bytes: nb * kc * 4), LocalMemory(bytes: tb * nb * 4)]
+        // The accumulators: local memory, or one fp32 scratch whose rows each work-group owns (dE's, then dC's).
+        let accumulators: (any KernelArgument, any KernelArgument)
+        if config["ACC"] == 1 {
+            accumulators = (LocalMemory(bytes: tb * dp * 4), LocalMemory(bytes: nb * dp * 4))
+        } else {
+            let scratch = try core.scratch("accumulators", count: max(tiles * tb, chunks * nb) * dp, of: Float.self)
+            accumulators = (scratch, scratch)
+        }
         var events: [Event] = []
         events.append(try core.kernel("cce_backward_e", options: options).launch(
             on: queue, global: [tiles * wg], local: [wg],
-            arguments: [nn, r, v, d, dpp] + common + [loss.tileMax, keep, de] + local + [LocalMemory(bytes: tb * dp * 4)]))
+            arguments: [nn, r, v, d, dpp] + common + [loss.tileMax, keep, de] + local + [accumulators.0]))
         events.append(try core.kernel("cce_backward_c", options: options).launch(
             on: queue, global: [chunks * wg], local: [wg],
-            arguments: [r, v, d, dpp] + common + [keep, dc, db] + local + [LocalMemory(bytes: nb * dp * 4)]))
+            arguments: [r, v, d, dpp] + common + [keep, dc, db] + local + [accumulators.1]))
         return events
     }
 
