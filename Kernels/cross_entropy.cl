@@ -7,12 +7,14 @@
  * z[i][j] = softcap(E[i] . C[j] + b[j]);  LSE[i] = log sum_j exp(z[i][j]);
  * loss[i] = LSE - (1-eps) z[i][t] - eps/V sum_j z[i][j] + w LSE^2   (0 for an ignored target).
  * The ROWS x V logits never exist in global memory: a work-group computes a TB x NB tile of them
- * in local memory from fp32 copies of its E rows and C rows (zero-padded to DP, a multiple of VW).
+ * in local memory from fp32 copies of its E rows and C rows (zero-padded to DP, a multiple of VW): the
+ * rows the work-group owns (staged once) transposed, the rows it streams row-major.
  *
  * Defines (all kernels of one configuration share them):
  *   TB  tokens per tile, NB vocabulary entries per tile (a multiple of 16),
- *   MR x NR logits per work-item step (TB % MR == 0, NB % NR == 0), VW vector width along D
- *   (1, 2, 4, 8, 16), WG work-items per work-group (1-D), VS vocabulary splits of the forward,
+ *   MR x NR the logits' register block (MR vectors of VW rows of the owner side -- E in the forward and
+ *   dE kernels, C in the dC kernel -- by NR rows of the other; MR*VW and NR divide TB and NB),
+ *   VW the vector width (1, 2, 4, 8, 16), WG work-items per work-group (1-D), VS vocabulary splits of the forward,
  *   PMR x PNV the gradient products' register block (PMR rows x PNV vectors of VW along D),
  *   KC the D chunk (0: whole rows; else a multiple of VW: rows of E and C are staged KC columns at a time),
  *   ACC where the backward's accumulators live (1: local memory; 0: an fp32 scratch in global memory whose
@@ -202,45 +204,81 @@ inline void ce_stage(__local float* dst, const __global real* X, const __global 
   }
 }
 
-/* Z[r][n] (+)= Es[r] . Cs[n] for the TB x NB tile over W columns (the rows' stride; MR x NR dot products
-   per step, VW lanes along D); adds to Z when `add`. */
-inline void ce_logits(__local float* Z, __local const float* Es, __local const float* Cs, const int W, const int add) {
-  for (int rb = 0, nb = get_local_id(0); ce_carry(&rb, &nb, NB / NR), rb < TB / MR; nb += WG) {
-    const int r0 = rb * MR, n0 = nb * NR;
-    CE_VT acc[MR][NR];
-    for (int r = 0; r < MR; ++r)
-      for (int n = 0; n < NR; ++n) acc[r][n] = (CE_VT)(0.0f);
-    for (int k = 0; k < W; k += VW) {
-      CE_VT ev[MR], cv[NR];
-      _Pragma("unroll")
-      for (int r = 0; r < MR; ++r) ev[r] = FLOAD(VW, Es, (r0 + r) * W + k);
-      _Pragma("unroll")
-      for (int n = 0; n < NR; ++n) cv[n] = FLOAD(VW, Cs, (n0 + n) * W + k);
-      _Pragma("unroll")
-      for (int r = 0; r < MR; ++r)
-        _Pragma("unroll")
-        for (int n = 0; n < NR; ++n) acc[r][n] = MADD(ev[r], cv[n], acc[r][n]);
+/* Stages columns [k0, k0 + W) of `count` rows of X (as ce_stage) transposed: dst[k * count + r]. */
+inline void ce_stage_t(__local float* dst, const __global real* X, const __global int* map, const int mapped,
+                       const long row0, const int count, const int valid, const int D, const int k0, const int W) {
+  const int vectors = W / VW;
+  for (int r = 0, kv = get_local_id(0); ce_carry(&r, &kv, vectors), r < count; kv += WG) {
+    const int k = k0 + kv * VW;
+    const long row = (mapped && r < valid) ? (long)map[row0 + r] : row0 + r;
+    float t[VW];
+    if (r < valid && k + VW <= D) {
+      PSTORE(VW, t, 0, LOADF(VW, X, row * D + k))
+    } else {
+      for (int c = 0; c < VW; ++c)
+        t[c] = (r < valid && k + c < D) ? LOADF1(X, row * D + k + c) : 0.0f;
     }
-    for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < VW; ++c) dst[(kv * VW + c) * count + r] = t[c];
+  }
+}
+
+/*
+ * The logits tile as outer products over W columns of D: the owner's A rows staged transposed (At[k * A + a])
+ * against the streaming side's B rows staged row-major (Bs[b * W + k]). A step holds MR vectors of VW owner
+ * rows x NR streaming rows (MR*VW divides A, NR divides B): MR vector loads and NR broadcasts feed MR*NR
+ * fused multiply-adds. The dot product of (a, b) goes to (or, when `add`, is added to) Z[a * za + b * zb].
+ */
+inline void ce_logits(__local float* Z, const int za, const int zb, __local const float* At, const int A,
+                      __local const float* Bs, const int B, const int W, const int add) {
+  for (int ab = 0, bb = get_local_id(0); ce_carry(&ab, &bb, B / NR), ab < A / (MR * VW); bb += WG) {
+    const int a0 = ab * MR * VW, b0 = bb * NR;
+    CE_VT acc[MR][NR];
+    for (int v = 0; v < MR; ++v)
+      for (int n = 0; n < NR; ++n) acc[v][n] = (CE_VT)(0.0f);
+    for (int k = 0; k < W; ++k) {
+      CE_VT av[MR];
+      _Pragma("unroll")
+      for (int v = 0; v < MR; ++v) av[v] = FLOAD(VW, At, k * A + a0 + v * VW);
+      _Pragma("unroll")
       for (int n = 0; n < NR; ++n) {
-        const float dot = CE_HSUM(VW, acc[r][n]);
-        Z[(r0 + r) * NB + n0 + n] = add ? Z[(r0 + r) * NB + n0 + n] + dot : dot;
+        const CE_VT bv = (CE_VT)(Bs[(b0 + n) * W + k]);
+        _Pragma("unroll")
+        for (int v = 0; v < MR; ++v) acc[v][n] = MADD(av[v], bv, acc[v][n]);
+      }
+    }
+    for (int v = 0; v < MR; ++v)
+      for (int n = 0; n < NR; ++n) {
+        float t[VW];
+        PSTORE(VW, t, 0, acc[v][n])
+        for (int c = 0; c < VW; ++c) {
+          const int o = (a0 + v * VW + c) * za + (b0 + n) * zb;
+          Z[o] = add ? Z[o] + t[c] : t[c];
+        }
       }
   }
 }
 
-/* The logits tile Z = E rows [e0, e0 + erows) . C rows at positions [c0, c0 + ccols), over D in chunks of
-   KCH: each chunk stages the sides flagged (stageE, stageC) into Es and Cs, then adds its dot products.
-   With whole rows (KCH == DP) a side already staged stays. Call after a barrier; ends with one. */
+/* The logits tile Z (TB x NB, row-major) of E rows [e0, e0 + erows) and C rows at positions [c0, c0 + ccols),
+   over D in chunks of KCH. The owner side (E when `ownerC` is 0, else C) is staged transposed, the other
+   row-major (Es, Cs); each chunk stages the streaming side, and the owner's unless it is already staged whole
+   (`ownerStaged`, only with KCH == DP). Call after a barrier; ends with one. */
 inline void ce_tile(__local float* Z, __local float* Es, __local float* Cs, const __global real* E, const long e0, const int erows,
                     const __global real* C, const __global int* order, const long c0, const int ccols,
-                    const int stageE, const int stageC, const int D, const int DP, const int KCH) {
+                    const int ownerC, const int ownerStaged, const int D, const int DP, const int KCH) {
   for (int k0 = 0; k0 < DP; k0 += KCH) {
     const int w = min(KCH, DP - k0);
-    if (stageE) ce_stage(Es, E, order, 0, e0, TB, erows, D, k0, w);
-    if (stageC) ce_stage(Cs, C, order, ORDERED, c0, NB, ccols, D, k0, w);
+    if (ownerC) {
+      if (!ownerStaged) ce_stage_t(Cs, C, order, ORDERED, c0, NB, ccols, D, k0, w);
+      ce_stage(Es, E, order, 0, e0, TB, erows, D, k0, w);
+    } else {
+      if (!ownerStaged) ce_stage_t(Es, E, order, 0, e0, TB, erows, D, k0, w);
+      ce_stage(Cs, C, order, ORDERED, c0, NB, ccols, D, k0, w);
+    }
     barrier(CLK_LOCAL_MEM_FENCE);
-    ce_logits(Z, Es, Cs, w, k0 > 0);
+    if (ownerC)
+      ce_logits(Z, 1, NB, Cs, NB, Es, TB, w, k0 > 0);
+    else
+      ce_logits(Z, NB, 1, Es, TB, Cs, NB, w, k0 > 0);
     barrier(CLK_LOCAL_MEM_FENCE);
   }
 }
@@ -265,7 +303,7 @@ void cce_forward(const int ROWS, const int V, const int D, const int DP,
   const int split = get_group_id(1);
   const int rows = min(TB, ROWS - row0);
   const int KCH = ce_chunk(DP), whole = KCH == DP;
-  if (whole) ce_stage(Es, E, order, 0, row0, TB, rows, D, 0, DP);
+  if (whole) ce_stage_t(Es, E, order, 0, row0, TB, rows, D, 0, DP);
   for (int r = get_local_id(0); r < TB; r += WG) {
     St[r * 5 + 0] = -INFINITY;
     St[r * 5 + 1] = 0.0f;
@@ -277,7 +315,7 @@ void cce_forward(const int ROWS, const int V, const int D, const int DP,
     const int v0 = chunk * NB;
     const int cols = min(NB, V - v0);
     barrier(CLK_LOCAL_MEM_FENCE);
-    ce_tile(Z, Es, Cs, E, row0, rows, C, order, v0, cols, !whole, 1, D, DP, KCH);
+    ce_tile(Z, Es, Cs, E, row0, rows, C, order, v0, cols, 0, whole, D, DP, KCH);
     for (int r = get_local_id(0); r < rows; r += WG) {
       const int t = CE_TARGET(targets, row0 + r);
       float16 mv = (float16)(-INFINITY), zs = (float16)(0.0f);
@@ -538,7 +576,7 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
     lmin = lo;
     lscale = 1.0f + 2.0f * ZLOSS * hi;
   }
-  if (whole) ce_stage(Es, E, order, 0, row0, TB, rows, D, 0, DP);
+  if (whole) ce_stage_t(Es, E, order, 0, row0, TB, rows, D, 0, DP);
   for (int idx = get_local_id(0); idx < TB * DP; idx += WG) Acc[idx] = 0.0f;
   const int chunks = (V + NB - 1) / NB;
   for (int chunk = 0; chunk < chunks; ++chunk) {
@@ -555,7 +593,7 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
       continue;
     }
     if (get_local_id(0) == 0) kept = 0;
-    ce_tile(Z, Es, Cs, E, row0, rows, C, order, v0, cols, !whole, 1, D, DP, KCH);
+    ce_tile(Z, Es, Cs, E, row0, rows, C, order, v0, cols, 0, whole, D, DP, KCH);
     ce_gradient_tile(Z, row0, rows, v0, cols, bias, order, targets, lse, grad, mode, valid, V, &kept);
     barrier(CLK_LOCAL_MEM_FENCE);
     const int k = kept;
@@ -597,7 +635,7 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
 #else
   ACC_SPACE float* Acc = AccBase + (long)v0 * DP;
 #endif
-  if (whole) ce_stage(Cs, C, order, ORDERED, v0, NB, cols, D, 0, DP);
+  if (whole) ce_stage_t(Cs, C, order, ORDERED, v0, NB, cols, D, 0, DP);
   for (int idx = get_local_id(0); idx < NB * DP; idx += WG) Acc[idx] = 0.0f;
   for (int n = get_local_id(0); n < NB; n += WG) dbias[n] = 0.0f;
   /* the keep map decided which tiles to compute; `kept` only receives the gradient tiles' flags */
@@ -609,7 +647,7 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
     const int row0 = tile * TB;
     const int rows = min(TB, ROWS - row0);
     barrier(CE_FENCE);
-    ce_tile(Z, Es, Cs, E, row0, rows, C, order, v0, cols, 1, !whole, D, DP, KCH);
+    ce_tile(Z, Es, Cs, E, row0, rows, C, order, v0, cols, 1, whole, D, DP, KCH);
     ce_gradient_tile(Z, row0, rows, v0, cols, bias, order, targets, lse, grad, mode, valid, V, &kept);
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int n = get_local_id(0); n < NB; n += WG) {

@@ -185,6 +185,32 @@ import Testing
         #expect((report["problem"] as? [String: Any])?["ignore-index"] as? Int == -100)
     }
 
+    /// `autotune tune cce` searches the family's space (tile, D chunk, register blocks, work-group, splits,
+    /// accumulators) for one problem and stores the best under the problem's key; a family reading that database
+    /// launches the stored configuration, correctly.
+    @Test func tuneStoresTheBestAndCallsUseIt() throws {
+        let cce = try #require(Self.cce)
+        let folder = TuneCommandTests.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let reports = try TuneCommandTests.tuneAll(["--tokens", "64", "--vocab", "300", "--dim", "40", "--precision", "single", "--bias",
+                                                    "--budget", "4", "--confirm", "2", "--seed", "2", "--output", folder + "/db.json",
+                                                    "--journal-dir", folder], family: "cce")
+        let report = try #require(reports.results.first)
+        #expect(report.evaluations == 4 && report.best != nil, "\(report)")
+        let file = try #require(try TuningDatabase.read(path: folder + "/db.json"))
+        let entry = try #require(file.entries.first)
+        let problem = CCEProblem(tokens: 64, vocab: 300, dim: 40, precision: .single, bias: true, filter: "off", data: .uniform)
+        #expect(file.entries.count == 1 && entry.key == CutCrossEntropy.key(problem))
+        var database = TuningDatabase()
+        database.overlay(file, source: folder + "/db.json")
+        let tuned = try CutCrossEntropy(context: cce.context, database: database)
+        let harness = try CCEHarness(family: tuned, problem: problem, seed: 4, ignoredFraction: 0.2)
+        try harness.reset()
+        let launch = try harness.launch(nil)
+        #expect(launch.source == .tuned && launch.configuration == entry.config)
+        #expect(try harness.check().passed)
+    }
+
     // MARK: Bad input
 
     @Test func badProblemsAreRefused() throws {

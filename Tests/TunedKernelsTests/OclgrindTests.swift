@@ -73,7 +73,7 @@ import Testing
         ["--dim", "13", "--precision", "single", "--sort-vocabulary", "--data", "shuffled", "--config",
          #"{"variant":"tiled","TB":8,"NB":16,"KC":0,"MR":2,"NR":2,"VW":4,"WG":4,"VS":1,"PMR":2,"PNV":2,"ACC":1}"#],
         ["--dim", "13", "--precision", "bfloat16", "--data", "trained", "--config",
-         #"{"variant":"tiled","TB":16,"NB":16,"KC":0,"MR":4,"NR":4,"VW":8,"WG":1,"VS":1,"PMR":4,"PNV":1,"ACC":1}"#],
+         #"{"variant":"tiled","TB":16,"NB":16,"KC":0,"MR":2,"NR":4,"VW":8,"WG":1,"VS":1,"PMR":4,"PNV":1,"ACC":1}"#],
         // accumulators in global memory: 16 rows of D = 500 do not fit oclgrind's 32 KiB of local memory
         ["--dim", "500", "--precision", "half", "--data", "uniform", "--config",
          #"{"variant":"tiled","TB":8,"NB":16,"KC":32,"MR":2,"NR":2,"VW":4,"WG":4,"VS":1,"PMR":2,"PNV":2,"ACC":0}"#],
