@@ -180,45 +180,36 @@ inline float16 ce_logits16(__local const float* z, const int j0, const int count
   return select((float16)(-INFINITY), x, ce_lanes(count));
 }
 
-/*
- * Stage columns [k0, k0 + W) of `count` rows of X (row stride D) starting at row `row0`, of which `valid`
- * exist, as fp32 rows of stride W in local memory (zeros beyond D and beyond the valid rows; W a multiple
- * of VW). Cooperative over the work-group.
- */
-inline void ce_stage(__local float* dst, const __global real* X, const __global int* map, const int mapped,
-                     const long row0, const int count, const int valid, const int D, const int k0, const int W) {
-  const int vectors = W / VW;
-  for (int r = 0, kv = get_local_id(0); ce_carry(&r, &kv, vectors), r < count; kv += WG) {
-    const int k = k0 + kv * VW;
-    const long row = (mapped && r < valid) ? (long)map[row0 + r] : row0 + r;
-    CE_VT v;
-    if (r < valid && k + VW <= D) {
-      v = LOADF(VW, X, row * D + k);
-    } else {
-      float t[VW];
-      for (int c = 0; c < VW; ++c)
-        t[c] = (r < valid && k + c < D) ? LOADF1(X, row * D + k + c) : 0.0f;
-      v = PLOAD(VW, t, 0);
-    }
-    FSTORE(VW, dst, r * W + kv * VW, v);
-  }
+/* VW values of row `row` of X (row stride D) from column k: zeros beyond D, or everywhere if the row does not exist */
+inline CE_VT ce_load_row(const __global real* X, const long row, const int exists, const int k, const int D) {
+  if (exists && k + VW <= D)
+    return LOADF(VW, X, row * D + k);
+  float t[VW];
+  for (int c = 0; c < VW; ++c)
+    t[c] = (exists && k + c < D) ? LOADF1(X, row * D + k + c) : 0.0f;
+  return PLOAD(VW, t, 0);
 }
 
-/* Stages columns [k0, k0 + W) of `count` rows of X (as ce_stage) transposed: dst[k * count + r]. */
-inline void ce_stage_t(__local float* dst, const __global real* X, const __global int* map, const int mapped,
-                       const long row0, const int count, const int valid, const int D, const int k0, const int W) {
+/*
+ * Stage columns [k0, k0 + W) of `count` rows of X (row stride D) starting at row `row0` (or, when `mapped`,
+ * rows map[row0 + r]), of which `valid` exist, as fp32 in local memory: rows of stride W (dst[r * W + k]),
+ * or transposed (dst[k * count + r]); zeros beyond D and beyond the valid rows; W a multiple of VW.
+ * Cooperative over the work-group.
+ */
+inline void ce_stage(__local float* dst, const __global real* X, const __global int* map, const int mapped,
+                     const long row0, const int count, const int valid, const int D, const int k0, const int W,
+                     const int transposed) {
   const int vectors = W / VW;
   for (int r = 0, kv = get_local_id(0); ce_carry(&r, &kv, vectors), r < count; kv += WG) {
-    const int k = k0 + kv * VW;
     const long row = (mapped && r < valid) ? (long)map[row0 + r] : row0 + r;
-    float t[VW];
-    if (r < valid && k + VW <= D) {
-      PSTORE(VW, t, 0, LOADF(VW, X, row * D + k))
+    const CE_VT v = ce_load_row(X, row, r < valid, k0 + kv * VW, D);
+    if (transposed) {
+      float t[VW];
+      PSTORE(VW, t, 0, v)
+      for (int c = 0; c < VW; ++c) dst[(kv * VW + c) * count + r] = t[c];
     } else {
-      for (int c = 0; c < VW; ++c)
-        t[c] = (r < valid && k + c < D) ? LOADF1(X, row * D + k + c) : 0.0f;
+      FSTORE(VW, dst, r * W + kv * VW, v);
     }
-    for (int c = 0; c < VW; ++c) dst[(kv * VW + c) * count + r] = t[c];
   }
 }
 
@@ -268,11 +259,11 @@ inline void ce_tile(__local float* Z, __local float* Es, __local float* Cs, cons
   for (int k0 = 0; k0 < DP; k0 += KCH) {
     const int w = min(KCH, DP - k0);
     if (ownerC) {
-      if (!ownerStaged) ce_stage_t(Cs, C, order, ORDERED, c0, NB, ccols, D, k0, w);
-      ce_stage(Es, E, order, 0, e0, TB, erows, D, k0, w);
+      if (!ownerStaged) ce_stage(Cs, C, order, ORDERED, c0, NB, ccols, D, k0, w, 1);
+      ce_stage(Es, E, order, 0, e0, TB, erows, D, k0, w, 0);
     } else {
-      if (!ownerStaged) ce_stage_t(Es, E, order, 0, e0, TB, erows, D, k0, w);
-      ce_stage(Cs, C, order, ORDERED, c0, NB, ccols, D, k0, w);
+      if (!ownerStaged) ce_stage(Es, E, order, 0, e0, TB, erows, D, k0, w, 1);
+      ce_stage(Cs, C, order, ORDERED, c0, NB, ccols, D, k0, w, 0);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     if (ownerC)
@@ -303,7 +294,7 @@ void cce_forward(const int ROWS, const int V, const int D, const int DP,
   const int split = get_group_id(1);
   const int rows = min(TB, ROWS - row0);
   const int KCH = ce_chunk(DP), whole = KCH == DP;
-  if (whole) ce_stage_t(Es, E, order, 0, row0, TB, rows, D, 0, DP);
+  if (whole) ce_stage(Es, E, order, 0, row0, TB, rows, D, 0, DP, 1);
   for (int r = get_local_id(0); r < TB; r += WG) {
     St[r * 5 + 0] = -INFINITY;
     St[r * 5 + 1] = 0.0f;
@@ -527,7 +518,7 @@ inline void ce_products(ACC_SPACE float* Out, const int outRows, __local const f
   for (int k0 = 0; k0 < DP; k0 += KCH) {
     const int w = min(KCH, DP - k0);
     if (!staged) {
-      ce_stage(Bs, X, order, mapped, b0, inner, bvalid, D, k0, w);
+      ce_stage(Bs, X, order, mapped, b0, inner, bvalid, D, k0, w, 0);
       barrier(CLK_LOCAL_MEM_FENCE);
     }
     ce_product(Out, outRows, W, wRowStride, wColStride, inner, Bs, k0, w, DP);
@@ -576,7 +567,7 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
     lmin = lo;
     lscale = 1.0f + 2.0f * ZLOSS * hi;
   }
-  if (whole) ce_stage_t(Es, E, order, 0, row0, TB, rows, D, 0, DP);
+  if (whole) ce_stage(Es, E, order, 0, row0, TB, rows, D, 0, DP, 1);
   for (int idx = get_local_id(0); idx < TB * DP; idx += WG) Acc[idx] = 0.0f;
   const int chunks = (V + NB - 1) / NB;
   for (int chunk = 0; chunk < chunks; ++chunk) {
@@ -635,7 +626,7 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
 #else
   ACC_SPACE float* Acc = AccBase + (long)v0 * DP;
 #endif
-  if (whole) ce_stage_t(Cs, C, order, ORDERED, v0, NB, cols, D, 0, DP);
+  if (whole) ce_stage(Cs, C, order, ORDERED, v0, NB, cols, D, 0, DP, 1);
   for (int idx = get_local_id(0); idx < NB * DP; idx += WG) Acc[idx] = 0.0f;
   for (int n = get_local_id(0); n < NB; n += WG) dbias[n] = 0.0f;
   /* the keep map decided which tiles to compute; `kept` only receives the gradient tiles' flags */
