@@ -509,6 +509,18 @@ inline void ce_product(ACC_SPACE float* Out, const int outRows, __local const fl
   }
 }
 
+/* The work-group's `count` accumulator rows of stride DP, zeroed: its local memory, or its rows from `first` of
+   the global scratch. */
+inline ACC_SPACE float* ce_accumulators(ACC_SPACE float* base, const long first, const int count, const int DP) {
+#if ACC
+  ACC_SPACE float* acc = base;
+#else
+  ACC_SPACE float* acc = base + first * DP;
+#endif
+  for (int idx = get_local_id(0); idx < count * DP; idx += WG) acc[idx] = 0.0f;
+  return acc;
+}
+
 /* Out += W . B over every D chunk: B's rows (TB rows of E from e0, or NB classifier rows at positions c0) are
    already staged whole in Bs when KCH == DP, else staged chunk by chunk. Call after a barrier; ends with one. */
 inline void ce_products(ACC_SPACE float* Out, const int outRows, __local const float* W, const int wRowStride, const int wColStride,
@@ -549,11 +561,6 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
   const int rows = max(0, min(TB, ROWS - row0));
   const int valid = count[0];
   const int KCH = ce_chunk(DP), whole = KCH == DP;
-#if ACC
-  ACC_SPACE float* Acc = AccBase;
-#else
-  ACC_SPACE float* Acc = AccBase + (long)row0 * DP;
-#endif
   /* A tile's softmax values are at most exp(tmax - min LSE) (rows with a target); times the z-loss factor,
      plus the smoothing term, that bounds |G / g| before any logit is recomputed. */
   if (get_local_id(0) == 0) {
@@ -568,7 +575,7 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
     lscale = 1.0f + 2.0f * ZLOSS * hi;
   }
   if (whole) ce_stage(Es, E, order, 0, row0, TB, rows, D, 0, DP, 1);
-  for (int idx = get_local_id(0); idx < TB * DP; idx += WG) Acc[idx] = 0.0f;
+  ACC_SPACE float* Acc = ce_accumulators(AccBase, row0, TB, DP);
   const int chunks = (V + NB - 1) / NB;
   for (int chunk = 0; chunk < chunks; ++chunk) {
     const int v0 = chunk * NB;
@@ -621,13 +628,8 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
   const int cols = min(NB, V - v0);
   const int valid = count[0];
   const int KCH = ce_chunk(DP), whole = KCH == DP;
-#if ACC
-  ACC_SPACE float* Acc = AccBase;
-#else
-  ACC_SPACE float* Acc = AccBase + (long)v0 * DP;
-#endif
   if (whole) ce_stage(Cs, C, order, ORDERED, v0, NB, cols, D, 0, DP, 1);
-  for (int idx = get_local_id(0); idx < NB * DP; idx += WG) Acc[idx] = 0.0f;
+  ACC_SPACE float* Acc = ce_accumulators(AccBase, v0, NB, DP);
   for (int n = get_local_id(0); n < NB; n += WG) dbias[n] = 0.0f;
   /* the keep map decided which tiles to compute; `kept` only receives the gradient tiles' flags */
   if (get_local_id(0) == 0) kept = 0;
