@@ -138,6 +138,10 @@ public struct CCEProblem: Hashable, Codable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The threshold in effect: nil for exact gradients (and for a bad `filter`, which ``CutCrossEntropy/needs(_:)``
+    /// refuses before anything runs).
+    var threshold: Float? { (try? filterThreshold.get()) ?? nil }
+
     /// Floating-point operations of the forward and the exact backward (the materialized path's count): the logits
     /// (2 N V D) and the two gradient products (4 N V D).
     public var flops: Double { 6 * Double(rows) * Double(vocab) * Double(dim) }

@@ -200,7 +200,7 @@ public enum CCEReference {
         var tolerance = Tolerances(lossRelative: problem.precision == .single ? 1e-5 : 1e-3,
                                    lse: 2e-5 * max(1, largest(reference.lse)),
                                    dE: tight(gradients.embeddings), dC: tight(gradients.classifier), db: tight(gradients.bias))
-        if filtered, let eps = (try? problem.filterThreshold.get()) ?? nil {
+        if filtered, let eps = problem.threshold {
             // The largest row scale: 1/valid for a mean, 1 for a sum, the largest incoming value for none (at most 1.5).
             let g = problem.reduction == .mean ? 1 / Double(max(reference.valid, 1)) : problem.reduction == .sum ? 1 : 1.5
             let filter = Double(eps) * g

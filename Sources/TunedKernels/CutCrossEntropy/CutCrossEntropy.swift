@@ -50,8 +50,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     public static func kernelSource() throws -> String { try KernelSources.program("cross_entropy") }
 
     public static func key(_ problem: CCEProblem) -> TuningKey {
-        let filtered = ((try? problem.filterThreshold.get()) ?? nil) != nil
-        var tags = ["precision": problem.precision.rawValue, "filter": filtered ? "on" : "off"]
+        var tags = ["precision": problem.precision.rawValue, "filter": problem.threshold != nil ? "on" : "off"]
         if problem.sortVocabulary { tags["order"] = "logit" }
         return TuningKey(kernel: name, tags: tags, sizes: [problem.tokens, problem.vocab, problem.dim])
     }
@@ -85,9 +84,9 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     }
 
     /// One space: the tile of logits (TB tokens x NB vocabulary entries x KC columns of D; KC 0 for whole rows),
-    /// the logits' register block (MR vectors of VW rows of the side a work-group owns, by NR rows of the other), the work-group (WG work-items), the forward's
-    /// vocabulary splits (VS), the gradient products' register block (PMR rows x PNV vectors) and where the
-    /// backward accumulates (ACC 1: local memory; 0: an fp32 scratch in global memory of max(N, V) x D floats,
+    /// the logits' register block (MR vectors of VW rows of the side a work-group owns, by NR rows of the other),
+    /// the work-group (WG work-items), the forward's vocabulary splits (VS), the gradient products' register block
+    /// (PMR rows x PNV vectors) and where the backward accumulates (ACC 1: local memory; 0: an fp32 scratch in global memory of max(N, V) x D floats,
     /// allowed only where the local accumulators do not fit, so that the extra memory stays O(tiles) whenever it
     /// can). Local memory holds fp32 copies of a D chunk of the tile's rows of E and C, the tile, and the local
     /// accumulators (whole rows, D rounded up to VW).
@@ -147,8 +146,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         // Filtering skips whole tiles: narrower ones skip more (95% of 64 x 16 tiles of the trained-like bench data,
         // 91% of 64 x 32, 85% of 64 x 64), which outweighs the wider tiles' faster arithmetic: 2.30 s against 2.47
         // and 2.84 s there.
-        let filtered = ((try? problem.filterThreshold.get()) ?? nil) != nil
-        let widest = filtered ? [tiled(64, 16, mr: 1, nr: 8), tiled(64, 32, nr: 8), tiled(64, 64, mr: 4)]
+        let widest = problem.threshold != nil ? [tiled(64, 16, mr: 1, nr: 8), tiled(64, 32, nr: 8), tiled(64, 64, mr: 4)]
                               : [tiled(64, 64, mr: 4), tiled(64, 32, nr: 8)]
         let cpu = widest + [tiled(32, 32), tiled(16, 16, mr: 1), tiled(64, 32, kc: 256), tiled(32, 32, kc: 256), tiled(16, 16, mr: 1, kc: 128),
                    tiled(64, 32, kc: 256, acc: 0), tiled(16, 16, mr: 1, nr: 2, kc: 64, acc: 0)]
@@ -274,7 +272,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     /// The build options of a configuration for a problem: its parameters and the problem's options.
     func options(_ problem: CCEProblem, _ config: Configuration) -> String {
         func literal(_ value: Double) -> String { String(format: "%.9ef", value) }
-        let filter = (try? problem.filterThreshold.get()) ?? nil
+        let filter = problem.threshold
         var options = config.defines + " -DPRECISION=\(problem.precision.define)"
         options += " -DHAS_BIAS=\(problem.bias ? 1 : 0) -DSHIFT=\(problem.shift ? 1 : 0) -DIGNORE=(\(problem.ignoreIndex))"
         options += " -DUSE_SOFTCAP=\(problem.softcap > 0 ? 1 : 0) -DSOFTCAP=\(literal(problem.softcap > 0 ? problem.softcap : 1))"
