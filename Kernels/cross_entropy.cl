@@ -127,8 +127,17 @@ inline float ce_hsum16(float16 v) {
   #define CE_CROW(j) (j)
 #endif
 
-/* the target of row i (or IGNORE) */
+/* the target of row i (or CE_IGNORED) */
 #define CE_TARGET(targets, i) ((targets)[(i) + SHIFT])
+
+/* An ignored row's target as the kernels read it: IGNORE in the targets as given; -1 among the positions of
+   ORDERED (the host maps ignored targets there, so that an ignore index that is a real class id never equals
+   another target's position). cce_check_targets reads the targets as given. */
+#if ORDERED
+  #define CE_IGNORED (-1)
+#else
+  #define CE_IGNORED IGNORE
+#endif
 
 /* The logit of an E.C dot product: bias, then softcap. */
 inline float ce_logit(float dot, float bias) {
@@ -310,7 +319,9 @@ void cce_forward(const int ROWS, const int V, const int D, const int DP,
     for (int r = get_local_id(0); r < rows; r += WG) {
       const int t = CE_TARGET(targets, row0 + r);
       float16 mv = (float16)(-INFINITY), zs = (float16)(0.0f);
+      int16 bad = (int16)(0);
       for (int n = 0; n < NB; n += 16) {
+        bad |= ce_lanes(cols - n) & ~isfinite(vload16(0, Z + r * NB + n));
         const float16 z = ce_logits16(Z + r * NB + n, v0 + n, cols - n, bias, order);
         vstore16(z, 0, Z + r * NB + n);
         mv = fmax(mv, z);
@@ -326,9 +337,11 @@ void cce_forward(const int ROWS, const int V, const int D, const int DP,
       St[r * 5 + 1] = s0 * exp(m0 - mn) + s * exp(m - mn);
       if (t >= v0 && t < v0 + cols) St[r * 5 + 2] = Z[r * NB + t - v0];
       St[r * 5 + 3] += CE_HSUM(16, zs);
-      St[r * 5 + 4] = t == IGNORE ? -INFINITY : m;
+      /* a non-finite dot product (NaN or infinity in this row of E or a row of C; not a -inf bias, which masks an
+         entry) marks the tile +inf: the backward keeps it, so the non-finite input reaches the gradients */
+      St[r * 5 + 4] = any(bad) ? INFINITY : t == CE_IGNORED ? -INFINITY : m;
     }
-    /* the tile's largest logit over rows with a target: the backward's bound on its softmax values */
+    /* the tile's largest logit over rows with a target: the backward's bound on its softmax values (+inf: keep) */
     barrier(CLK_LOCAL_MEM_FENCE);
     if (get_local_id(0) == 0) {
       float m = -INFINITY;
@@ -368,8 +381,11 @@ __kernel void cce_forward_finish(const int ROWS, const int V, const __global flo
   const float l = m + log(sum);
   lse[i] = l;
   const int t = CE_TARGET(targets, i);
-  /* (1-eps)(m - z_t) + eps (m - mean z) + log(sum): no cancellation of LSE against z_t */
-  loss[i] = t == IGNORE ? 0.0f : (1.0f - SMOOTH) * (m - zt) + SMOOTH * (m - zsum / (float)V) + log(sum) + ZLOSS * l * l;
+  /* (1-eps)(m - z_t) + eps (m - mean z) + log(sum): no cancellation of LSE against z_t. Without smoothing the
+     mean is left out (an entry masked by a -inf bias makes it -inf, and 0 * inf would be NaN); with it, a masked
+     entry makes the loss +inf, as PyTorch's label_smoothing does. */
+  const float smooth = SMOOTH != 0.0f ? SMOOTH * (m - zsum / (float)V) : 0.0f;
+  loss[i] = t == CE_IGNORED ? 0.0f : (1.0f - SMOOTH) * (m - zt) + smooth + log(sum) + ZLOSS * l * l;
 }
 
 /*
@@ -388,7 +404,7 @@ void cce_reduce(const int ROWS, const int mean, const __global float* loss, cons
   int c = 0;
   for (int i = l; i < ROWS; i += RG) {
     s += loss[i];
-    c += CE_TARGET(targets, i) != IGNORE;
+    c += CE_TARGET(targets, i) != CE_IGNORED;
   }
   sums[l] = s;
   valid[l] = c;
@@ -438,14 +454,15 @@ inline void ce_gradient_tile(__local float* Z, const int row0, const int rows, c
   int big = 0;
   for (int r = get_local_id(0); r < TB; r += WG) {
     const int i = row0 + r;
-    const int t = r < rows ? CE_TARGET(targets, i) : IGNORE;
-    if (t == IGNORE) {
+    const int t = r < rows ? CE_TARGET(targets, i) : CE_IGNORED;
+    if (t == CE_IGNORED) {
       for (int n = 0; n < NB; ++n) Z[r * NB + n] = 0.0f;
       continue;
     }
     const float l = lse[i];
     const float g = mode == 2 ? grad[i] : mode == 1 ? grad[0] : (valid > 0 ? grad[0] / (float)valid : 0.0f);
     const float zs = 1.0f + 2.0f * ZLOSS * l;
+    big |= !isfinite(g);
     for (int n = 0; n < NB; n += 16) {
       const float16 z = ce_logits16(Z + r * NB + n, v0 + n, cols - n, bias, order);
       const int16 lanes = ce_lanes(cols - n);
@@ -456,7 +473,8 @@ inline void ce_gradient_tile(__local float* Z, const int row0, const int rows, c
       d *= 1.0f - u * u;
 #endif
       d = select((float16)(0.0f), d, lanes);
-      big |= any(fabs(d) >= (float16)(FILTER));
+      /* a NaN counts as large: non-finite inputs must reach the gradients */
+      big |= any(!(fabs(d) < (float16)(FILTER)));
       vstore16(g * d, 0, Z + r * NB + n);
     }
   }
@@ -554,7 +572,7 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
                     __global uchar* keep, __global real* dE,
                     __local float* Es, __local float* Cs, __local float* Z, ACC_SPACE float* AccBase)
 {
-  __local int kept;
+  __local int kept, lfinite;
   __local float lmin, lscale;
   const int tile = get_group_id(0);
   const int row0 = tile * TB;
@@ -562,17 +580,23 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
   const int valid = count[0];
   const int KCH = ce_chunk(DP), whole = KCH == DP;
   /* A tile's softmax values are at most exp(tmax - min LSE) (rows with a target); times the z-loss factor,
-     plus the smoothing term, that bounds |G / g| before any logit is recomputed. */
+     plus the smoothing term, that bounds |G / g| before any logit is recomputed. A non-finite LSE or incoming
+     gradient (NaN or inf in E, C, the bias or gradOutput) keeps every tile of the rows: it must reach dE and dC. */
   if (get_local_id(0) == 0) {
     float lo = INFINITY, hi = 0.0f;
+    int finite = 1;
     for (int r = 0; r < rows; ++r) {
-      if (CE_TARGET(targets, row0 + r) == IGNORE)
+      const int i = row0 + r;
+      if (CE_TARGET(targets, i) == CE_IGNORED)
         continue;
-      lo = fmin(lo, lse[row0 + r]);
-      hi = fmax(hi, fabs(lse[row0 + r]));
+      const float g = mode == 2 ? grad[i] : grad[0];
+      finite &= isfinite(lse[i]) && isfinite(g);
+      lo = fmin(lo, lse[i]);
+      hi = fmax(hi, fabs(lse[i]));
     }
     lmin = lo;
     lscale = 1.0f + 2.0f * ZLOSS * hi;
+    lfinite = finite;
   }
   if (whole) ce_stage(Es, E, order, 0, row0, TB, rows, D, 0, DP, 1);
   ACC_SPACE float* Acc = ce_accumulators(AccBase, row0, TB, DP);
@@ -582,15 +606,19 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
     const int cols = min(NB, V - v0);
     barrier(CE_FENCE);
 #if USE_FILTER
-    const float bound = rows == 0 ? 0.0f : exp(tmax[(long)tile * chunks + chunk] - lmin) * lscale + SMOOTH / (float)V;
+    const float tm = tmax[(long)tile * chunks + chunk];
+    /* forced: a non-finite input in the tile or its rows; computed whole, products included */
+    const int forced = !lfinite || tm == INFINITY;
+    const float bound = rows == 0 ? 0.0f : forced ? INFINITY : exp(tm - lmin) * lscale + SMOOTH / (float)V;
 #else
+    const int forced = 1;
     const float bound = rows == 0 ? 0.0f : 1.0f;
 #endif
     if (!(bound >= FILTER) || rows == 0) {
       if (get_local_id(0) == 0) keep[(long)tile * chunks + chunk] = 0;
       continue;
     }
-    if (get_local_id(0) == 0) kept = 0;
+    if (get_local_id(0) == 0) kept = forced;
     ce_tile(Z, Es, Cs, E, row0, rows, C, order, v0, cols, 0, whole, D, DP, KCH);
     ce_gradient_tile(Z, row0, rows, v0, cols, bias, order, targets, lse, grad, mode, valid, V, &kept);
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -764,8 +792,8 @@ void cce_mat_forward(const int ROWS, const int V, __global real* Z, const __glob
     const float lg = log(red[0]);
     lse[i] = mx + lg;
     const float zt = (t >= 0 && t < V) ? LOADF1(z, t) : 0.0f;
-    loss[i] = t == IGNORE ? 0.0f
-                          : (1.0f - SMOOTH) * (mx - zt) + SMOOTH * (mx - total / (float)V) + lg + ZLOSS * (mx + lg) * (mx + lg);
+    const float smooth = SMOOTH != 0.0f ? SMOOTH * (mx - total / (float)V) : 0.0f;
+    loss[i] = t == CE_IGNORED ? 0.0f : (1.0f - SMOOTH) * (mx - zt) + smooth + lg + ZLOSS * (mx + lg) * (mx + lg);
   }
 }
 
@@ -778,7 +806,7 @@ void cce_mat_backward(const int ROWS, const int V, __global real* Z, const __glo
   const int t = CE_TARGET(targets, i);
   __global real* z = Z + (long)i * V;
   const int valid = count[0];
-  const float g = t == IGNORE ? 0.0f : mode == 2 ? grad[i] : mode == 1 ? grad[0] : (valid > 0 ? grad[0] / (float)valid : 0.0f);
+  const float g = t == CE_IGNORED ? 0.0f : mode == 2 ? grad[i] : mode == 1 ? grad[0] : (valid > 0 ? grad[0] / (float)valid : 0.0f);
   const float lg = lse[i], zs = 1.0f + 2.0f * ZLOSS * lg;
   const int seg = CE_MSEG(V), j0 = min(V, l * seg), j1 = min(V, j0 + seg);
   for (int j = j0; j < j1; j += 16) {

@@ -40,7 +40,10 @@ extension CCEHarness {
         let de = floats ? try DeviceBuffer<Float>(context, count: problem.tokens * d) : dE
         let dc = floats ? try DeviceBuffer<Float>(context, count: v * d) : dC
         let db = try dBias.map { floats ? try DeviceBuffer<Float>(context, count: v) : $0 }
-        var options = family.options(problem, Configuration(variant: "tiled", [:]))
+        // The materialized path reads the targets as given, in the vocabulary's own order.
+        var unordered = problem
+        unordered.sortVocabulary = false
+        var options = family.options(unordered, Configuration(variant: "tiled", [:]))
         if floats { options = options.replacingOccurrences(of: "-DPRECISION=0xBF16", with: "-DPRECISION=32") }
         let lse = try DeviceBuffer<Float>(context, count: rows), losses = try DeviceBuffer<Float>(context, count: rows)
         let total = try DeviceBuffer<Float>(context, count: 1), valid = try DeviceBuffer<Int32>(context, count: 1)

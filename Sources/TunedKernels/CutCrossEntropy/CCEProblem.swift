@@ -154,6 +154,7 @@ public struct CCEProblem: Hashable, Codable, Sendable, CustomStringConvertible {
         if zLoss != 0 { text += " z-loss \(zLoss)" }
         if labelSmoothing != 0 { text += " smoothing \(labelSmoothing)" }
         if reduction != .mean { text += " \(reduction.rawValue)" }
+        if ignoreIndex != -100 { text += " ignore-index \(ignoreIndex)" }
         if filter != "auto" { text += " filter \(filter)" }
         if sortVocabulary { text += " sorted" }
         return text

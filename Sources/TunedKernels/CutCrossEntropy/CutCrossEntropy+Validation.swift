@@ -6,12 +6,16 @@ public enum CCEError: Error, Sendable, Equatable, CustomStringConvertible {
     case targetOutOfRange(position: Int, target: Int, vocab: Int, ignoreIndex: Int)
     /// A buffer of the wrong element type, size or context.
     case buffer(String)
+    /// An output buffer that is an input or another output.
+    case aliasing(String)
+    /// A saved `Loss` given to a call it was not computed for.
+    case mismatch(String)
 
     public var description: String {
         switch self {
         case let .targetOutOfRange(position, target, vocab, ignoreIndex):
             "cce: targets[\(position)] = \(target) is outside [0, \(vocab)) and is not the ignore index \(ignoreIndex)"
-        case let .buffer(message): "cce: \(message)"
+        case let .buffer(message), let .aliasing(message), let .mismatch(message): "cce: \(message)"
         }
     }
 }
@@ -62,5 +66,35 @@ extension CutCrossEntropy {
         try checkBuffer(dEmbeddings, "dEmbeddings", count: problem.tokens * problem.dim, precision: problem.precision)
         try checkBuffer(dClassifier, "dClassifier", count: problem.vocab * problem.dim, precision: problem.precision)
         try checkBiasBuffer(dBias, "dBias", problem)
+    }
+}
+
+extension CutCrossEntropy {
+    /// Throws when an output is one of the inputs or another output (the kernels read the inputs while they write
+    /// the outputs, so dC would come out wrong).
+    func checkAliasing(inputs: [(String, (any AnyDeviceBuffer)?)], outputs: [(String, (any AnyDeviceBuffer)?)]) throws {
+        let named = (inputs + outputs).compactMap { name, buffer in buffer.map { (name, $0) } }
+        let outputNames = Set(outputs.map(\.0))
+        for case let (output, buffer?) in outputs {
+            for (other, candidate) in named where other != output && candidate.memoryHandle == buffer.memoryHandle {
+                let isOutput = outputNames.contains(other)
+                throw CCEError.aliasing("\(output) is the same buffer as \(other); " + (isOutput ? "each output needs its own buffer"
+                                                                                           : "the gradients need buffers apart from the inputs"))
+            }
+        }
+    }
+
+    /// Throws unless `loss` was computed by this family for `problem` (every option that changes the result or
+    /// the saved values) on the same input buffers.
+    func checkMatch(_ loss: Loss, _ problem: CCEProblem, inputs: [AnyObject]) throws {
+        guard loss.family === self else { throw CCEError.mismatch("the Loss was computed by another CutCrossEntropy (or context)") }
+        var given = problem, saved = loss.problem
+        given.data = .trained
+        saved.data = .trained
+        guard given == saved else { throw CCEError.mismatch("the Loss was computed for \(loss.problem), not for \(problem)") }
+        let names = ["embeddings", "classifier", "targets", "bias"]
+        for (index, input) in inputs.enumerated() where index >= loss.inputs.count || loss.inputs[index] !== input {
+            throw CCEError.mismatch("the Loss was computed from another \(names[index]) buffer than the one given")
+        }
     }
 }

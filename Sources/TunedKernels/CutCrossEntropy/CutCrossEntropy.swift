@@ -163,7 +163,10 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
 
     // MARK: Calls
 
-    /// What the loss saves for the gradients, and the loss itself (device buffers, fp32).
+    /// What the loss saves for the gradients, and the loss itself (device buffers, fp32). It knows what it was
+    /// computed for (the problem, the family, the input buffers and the configuration): ``gradients`` refuses a
+    /// `Loss` of another call. Pass it back to ``loss`` as `reusing` to compute the next loss into its buffers
+    /// (no allocation).
     public final class Loss: @unchecked Sendable {
         /// Per row: the log-sum-exp of its logits.
         public let lse: DeviceBuffer<Float>
@@ -177,19 +180,40 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         /// which the gradients bound the tile's softmax values before recomputing it.
         let tileMax: DeviceBuffer<Float>
         /// With ``CCEProblem/sortVocabulary``: the class at each vocabulary position, and each row's target position.
-        let order: DeviceBuffer<Int32>?, positions: DeviceBuffer<Int32>?
+        private(set) var order: DeviceBuffer<Int32>?, positions: DeviceBuffer<Int32>?
+        /// The problem, family and inputs of the last loss computed into these buffers.
+        public private(set) var problem: CCEProblem
+        let family: CutCrossEntropy
+        private(set) var inputs: [AnyObject] = []
         /// The configuration and the kernels' events.
-        public let launch: KernelLaunch
+        public private(set) var launch: KernelLaunch
 
-        init(lse: DeviceBuffer<Float>, losses: DeviceBuffer<Float>, total: DeviceBuffer<Float>, valid: DeviceBuffer<Int32>,
-             tileMax: DeviceBuffer<Float>, order: DeviceBuffer<Int32>?, positions: DeviceBuffer<Int32>?, launch: KernelLaunch) {
+        init(family: CutCrossEntropy, problem: CCEProblem, configuration: Configuration, source: ConfigurationSource) throws {
+            let context = family.context, rows = problem.rows
+            let (tb, nb, _, _, _, _) = family.geometry(problem, configuration)
+            lse = try DeviceBuffer<Float>(context, count: rows)
+            losses = try DeviceBuffer<Float>(context, count: rows)
+            total = try DeviceBuffer<Float>(context, count: 1)
+            valid = try DeviceBuffer<Int32>(context, count: 1)
+            tileMax = try DeviceBuffer<Float>(context, count: ceilDiv(rows, tb) * ceilDiv(problem.vocab, nb))
+            self.family = family
+            self.problem = problem
+            launch = KernelLaunch(configuration: configuration, source: source, events: [])
+        }
+
+        /// Whether these buffers hold the saved values of `problem` with `configuration` (the per-tile bounds
+        /// depend on the tiles).
+        func fits(_ problem: CCEProblem, _ configuration: Configuration) -> Bool {
+            let (tb, nb, _, _, _, _) = family.geometry(problem, configuration)
+            return lse.count >= problem.rows && tileMax.count >= ceilDiv(problem.rows, tb) * ceilDiv(problem.vocab, nb)
+        }
+
+        func record(_ problem: CCEProblem, inputs: [AnyObject], order: DeviceBuffer<Int32>?, positions: DeviceBuffer<Int32>?,
+                    launch: KernelLaunch) {
+            self.problem = problem
+            self.inputs = inputs
             self.order = order
             self.positions = positions
-            self.lse = lse
-            self.losses = losses
-            self.total = total
-            self.valid = valid
-            self.tileMax = tileMax
             self.launch = launch
         }
 
@@ -204,51 +228,73 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     /// - Parameters:
     ///   - configuration: a configuration to use instead of the dispatcher's choice.
     ///   - checkTargets: checks every target on the device first (one small kernel and a 4-byte read, which waits
-    ///     for the queue); a target outside [0, V) that is not the ignore index throws ``CCEError``.
+    ///     for the queue); a target outside [0, V) that is not the ignore index throws ``CCEError``. Unchecked, such
+    ///     a target gives a meaningless loss for its row (never an access outside the buffers).
+    ///   - reusing: the `Loss` of an earlier call to compute this one into (its buffers, no allocation); it must be
+    ///     of this family and large enough for `problem` and the configuration. That earlier loss is overwritten.
     /// - Returns: the saved LSE and the losses; the kernels may still be running.
+    ///
+    /// **Edge cases:** a `-inf` bias entry masks its class (it adds nothing to any row's softmax; with label
+    /// smoothing the loss is `+inf`, as PyTorch's); NaN or infinity in E, C or the bias gives a non-finite loss and
+    /// non-finite gradients, with or without the gradient filter.
     public func loss(_ problem: CCEProblem, embeddings: any AnyDeviceBuffer, classifier: any AnyDeviceBuffer,
                      bias: (any AnyDeviceBuffer)? = nil, targets: DeviceBuffer<Int32>, configuration: Configuration? = nil,
-                     checkTargets: Bool = true) throws -> Loss {
-        try check(problem)
+                     checkTargets: Bool = true, reusing: Loss? = nil) throws -> Loss {
+        try checkCall(problem)
         try validate(problem, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets)
         let (config, source) = try resolve(configuration, for: problem)
+        let output: Loss
+        if let reusing {
+            guard reusing.family === self else { throw CCEError.mismatch("the Loss to reuse belongs to another CutCrossEntropy (or context)") }
+            guard reusing.fits(problem, config) else {
+                throw CCEError.mismatch("the Loss to reuse is too small for \(problem) with \(config) (it was made for \(reusing.problem))")
+            }
+            output = reusing
+        } else {
+            output = try Loss(family: self, problem: problem, configuration: config, source: source)
+        }
         if checkTargets { try self.checkTargets(problem, config, targets) }
-        let rows = problem.rows
-        let lse = try DeviceBuffer<Float>(context, count: rows), losses = try DeviceBuffer<Float>(context, count: rows)
-        let total = try DeviceBuffer<Float>(context, count: 1), valid = try DeviceBuffer<Int32>(context, count: 1)
-        let (tb, nb, _, vs, _, _) = geometry(problem, config)
-        let tileMax = try DeviceBuffer<Float>(context, count: ceilDiv(rows, tb) * ceilDiv(problem.vocab, nb))
+        let vs = config["VS"]!
         // The forward's scratch first: allocated after the ordering's temporary buffers are released, it made
         // oclgrind report the forward's partial sums as uninitialized (the results were right).
-        _ = try core.scratch("part", count: vs * rows * 4, of: Float.self)
+        _ = try core.scratch("part", count: vs * problem.rows * 4, of: Float.self)
         let (order, positions) = problem.sortVocabulary
             ? try vocabularyOrder(problem, config, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets)
             : (nil, nil)
         let events = try core.serialized {
             try forwardKernels(problem, config, embeddings: embeddings, classifier: classifier, bias: bias, targets: positions ?? targets,
-                               lse: lse, losses: losses, total: total, order: order, valid: valid, tileMax: tileMax)
+                               order: order, loss: output)
         }
-        return Loss(lse: lse, losses: losses, total: total, valid: valid, tileMax: tileMax, order: order, positions: positions,
-                    launch: KernelLaunch(configuration: config, source: source, events: events))
+        let inputs: [AnyObject] = [embeddings, classifier, targets] + (bias.map { [$0] } ?? [])
+        output.record(problem, inputs: inputs, order: order, positions: positions,
+                      launch: KernelLaunch(configuration: config, source: source, events: events))
+        return output
     }
 
-    /// The gradients of the loss `loss` (from ``loss(_:embeddings:classifier:bias:targets:configuration:checkTargets:)``
-    /// on the same inputs) scaled by `gradOutput` (one value; for `none`, one per row), written to `dEmbeddings`
-    /// (`tokens x dim`), `dClassifier` (`vocab x dim`) and `dBias` (`vocab`, when `problem.bias`), in the storage
-    /// precision, accumulated in fp32. They use the loss call's configuration (its tiles are those of the saved
-    /// per-tile bounds).
+    /// The gradients of the loss `loss` (from ``loss(_:embeddings:classifier:bias:targets:configuration:checkTargets:reusing:)``
+    /// of the same problem on the same buffers) scaled by `gradOutput` (one value; for `none`, one per row), written to
+    /// `dEmbeddings` (`tokens x dim`), `dClassifier` (`vocab x dim`) and `dBias` (`vocab`, when `problem.bias`), in the
+    /// storage precision, accumulated in fp32. They use the loss call's configuration (its tiles are those of the
+    /// saved per-tile bounds).
+    ///
+    /// - Throws: ``CCEError`` when `loss` was computed for another problem, family or input buffers, when an output
+    ///   is an input or another output, or when a buffer is of another context, type or size.
     @discardableResult
     public func gradients(_ problem: CCEProblem, embeddings: any AnyDeviceBuffer, classifier: any AnyDeviceBuffer,
                           bias: (any AnyDeviceBuffer)? = nil, targets: DeviceBuffer<Int32>, loss: Loss, gradOutput: DeviceBuffer<Float>,
                           dEmbeddings: any AnyDeviceBuffer, dClassifier: any AnyDeviceBuffer, dBias: (any AnyDeviceBuffer)? = nil) throws -> KernelLaunch {
-        try check(problem)
+        try checkCall(problem)
         try validate(problem, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets)
         try validate(problem, gradients: dEmbeddings, dClassifier, dBias)
         let outputs = problem.reduction == .none ? problem.rows : 1
         guard gradOutput.count >= outputs else {
             throw CCEError.buffer("gradOutput holds \(gradOutput.count) floats; \(problem.reduction.rawValue) needs \(outputs)")
         }
-        guard loss.lse.count >= problem.rows else { throw CCEError.buffer("the saved loss is of \(loss.lse.count) rows, the problem has \(problem.rows)") }
+        guard gradOutput.context === context else { throw CCEError.buffer("gradOutput belongs to another context") }
+        try checkAliasing(inputs: [("embeddings", embeddings), ("classifier", classifier), ("bias", bias), ("targets", targets),
+                                   ("gradOutput", gradOutput), ("the saved loss", loss.lse)],
+                          outputs: [("dEmbeddings", dEmbeddings), ("dClassifier", dClassifier), ("dBias", dBias)])
+        try checkMatch(loss, problem, inputs: [embeddings, classifier, targets] + (bias.map { [$0] } ?? []))
         let (config, source) = (loss.launch.configuration, loss.launch.source)
         let events = try core.serialized {
             try backwardKernels(problem, config, embeddings: embeddings, classifier: classifier, bias: bias,
@@ -283,7 +329,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     }
 
     /// A configuration's tile, work-group, splits, padded row (D rounded up to VW) and D chunk (KCH in the kernels).
-    private func geometry(_ problem: CCEProblem, _ config: Configuration) -> (tb: Int, nb: Int, wg: Int, vs: Int, dp: Int, kc: Int) {
+    func geometry(_ problem: CCEProblem, _ config: Configuration) -> (tb: Int, nb: Int, wg: Int, vs: Int, dp: Int, kc: Int) {
         let v = config.values
         let vw = v["VW"]!, kc = v["KC"]!
         let dp = (problem.dim + vw - 1) / vw * vw
@@ -292,8 +338,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
 
     private func forwardKernels(_ problem: CCEProblem, _ config: Configuration, embeddings: any AnyDeviceBuffer,
                                 classifier: any AnyDeviceBuffer, bias: (any AnyDeviceBuffer)?, targets: DeviceBuffer<Int32>,
-                                lse: DeviceBuffer<Float>, losses: DeviceBuffer<Float>, total: DeviceBuffer<Float>,
-                                order: DeviceBuffer<Int32>?, valid: DeviceBuffer<Int32>, tileMax: DeviceBuffer<Float>) throws -> [Event] {
+                                order: DeviceBuffer<Int32>?, loss: Loss) throws -> [Event] {
         let options = self.options(problem, config)
         let (tb, nb, wg, vs, dp, kc) = geometry(problem, config)
         let rows = problem.rows
@@ -302,6 +347,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         let queue = context.queue
         let (e, c) = (try argument(embeddings), try argument(classifier))
         let b = try bias.map(argument) ?? e
+        let (lse, losses, total, valid, tileMax) = (loss.lse, loss.losses, loss.total, loss.valid, loss.tileMax)
         var events: [Event] = []
         events.append(try core.kernel("cce_forward", options: options).launch(
             on: queue, global: [ceilDiv(rows, tb) * wg, vs], local: [wg, 1],
@@ -372,8 +418,13 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         let order = (0..<v).sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
         var rank = [Int32](repeating: 0, count: v)
         for (position, id) in order.enumerated() { rank[id] = Int32(position) }
-        let ignore = Int32(problem.ignoreIndex)
-        let positions = try targets.download(count: problem.tokens).map { $0 == ignore ? ignore : rank[Int($0)] }
+        // Ignored targets become -1 (the kernels' CE_IGNORED under ORDERED), so an ignore index that is a real class
+        // id cannot equal another target's position; a target outside [0, V) (unchecked) becomes V, a position no
+        // tile holds.
+        let ignore = Int32(problem.ignoreIndex), vocab = Int32(v)
+        let positions = try targets.download(count: problem.tokens).map { t in
+            t == ignore ? -1 : (t >= 0 && t < vocab) ? rank[Int(t)] : vocab
+        }
         return (try DeviceBuffer<Int32>(context, order.map { Int32($0) }), try DeviceBuffer<Int32>(context, positions))
     }
 

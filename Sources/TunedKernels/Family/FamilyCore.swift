@@ -27,7 +27,10 @@ public final class FamilyCore: @unchecked Sendable {
     /// - Parameters:
     ///   - database: tuned configurations; by default ``TuningDatabase/forDevice(_:environment:)``.
     ///   - source: the program source of the family (read when a kernel is first built).
-    public init(context: Context, database: TuningDatabase? = nil, source: @escaping @Sendable () throws -> String) throws {
+    ///   - limits: the device's limits as the spaces see them (tests pass canned limits to reach a space's other
+    ///     branches on this device); by default the device's own.
+    public init(context: Context, database: TuningDatabase? = nil, limits: DeviceLimits? = nil,
+                source: @escaping @Sendable () throws -> String) throws {
         self.context = context
         if let database {
             self.database = database
@@ -36,7 +39,7 @@ public final class FamilyCore: @unchecked Sendable {
         } else {
             (self.database, origin) = try TuningDatabase.forDevice(context.device)
         }
-        limits = DeviceLimits(context.device)
+        self.limits = limits ?? DeviceLimits(context.device)
         self.source = source
     }
 
@@ -114,10 +117,16 @@ extension KernelFamily {
     /// The tuning space the tuner searches for `problem`.
     public func tuningSpace(for problem: Problem) -> TuningSpace { TuningSpace(searchSpaces: spaces(for: problem)) }
 
-    /// Checks `problem` against the kernels' limits, the device's memory and the host's memory, before anything
-    /// is allocated. Throws ``ProblemError`` with the reason.
+    /// Checks `problem` against the kernels' limits, the device's memory and the host memory of a harness (its
+    /// inputs and CPU reference), before anything is allocated. Throws ``ProblemError`` with the reason.
     public func check(_ problem: Problem) throws {
         try Self.needs(problem).check(on: context.device)
+    }
+
+    /// What a call of `problem` needs: the kernels' limits (sizes, overflow-checked) and the device's memory; not
+    /// a harness's host memory. The call APIs run this. Throws ``ProblemError`` with the reason.
+    public func checkCall(_ problem: Problem) throws {
+        try Self.needs(problem).checkDevice(context.device)
     }
 }
 

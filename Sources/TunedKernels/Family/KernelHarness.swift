@@ -19,6 +19,15 @@ public struct Check: Sendable, Equatable {
         self.parts = parts
     }
 
+    /// A check made of named parts (absolute errors, each with its tolerance): its error is the largest part's
+    /// (infinity when one holds NaN or infinity), its tolerance the loosest part's, and it passes when every
+    /// part does.
+    public init(parts: [String: Check]) {
+        let errors = parts.values.map(\.maxAbsError)
+        self.init(maxAbsError: errors.contains { !$0.isFinite } ? .infinity : errors.max() ?? 0,
+                  tolerance: parts.values.map(\.tolerance).max() ?? 0, parts: parts)
+    }
+
     public var passed: Bool { maxAbsError <= tolerance && parts.values.allSatisfy(\.passed) }
 
     /// The check with the largest error among `checks` (nil for none); a failing check counts as worse than a

@@ -47,7 +47,16 @@ extension ResourceNeeds {
     /// Throws ``ProblemError`` when a buffer exceeds the device's largest allocation, the buffers together exceed
     /// its global memory, or the host memory a harness needs exceeds what the host has available.
     public func check(on device: Device, hostAvailable: Int = ResourceNeeds.availableHostBytes()) throws {
-        func mib(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
+        try checkDevice(device)
+        if hostBytes > hostAvailable {
+            throw ProblemError("the inputs and reference need \(Self.mib(hostBytes)) of host memory but \(Self.mib(hostAvailable)) is available")
+        }
+    }
+
+    /// What a call needs: throws ``ProblemError`` when a buffer exceeds the device's largest allocation or the
+    /// buffers together exceed its global memory. (The host memory of a harness's reference is not a call's.)
+    public func checkDevice(_ device: Device) throws {
+        let mib = Self.mib
         if let largest = deviceBuffers.max(), largest > device.maxAllocationBytes {
             throw ProblemError("a buffer of \(mib(largest)) exceeds the largest allocation of \(device.name) (\(mib(device.maxAllocationBytes)))")
         }
@@ -55,8 +64,7 @@ extension ResourceNeeds {
         if total > device.globalMemoryBytes {
             throw ProblemError("the buffers need \(mib(total)) but \(device.name) has \(mib(device.globalMemoryBytes)) of global memory")
         }
-        if hostBytes > hostAvailable {
-            throw ProblemError("the inputs and reference need \(mib(hostBytes)) of host memory but \(mib(hostAvailable)) is available")
-        }
     }
+
+    static func mib(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
 }
