@@ -42,6 +42,26 @@ import TunedKernels
         }
     }
 
+    /// Sizes, leading dimensions, strides and offsets at the edge of Int are refused with an error, never an
+    /// arithmetic overflow trap (through the typed call, whose default strides multiply them, and through `run`).
+    @Test func absurdSizesAreRefusedWithoutATrap() throws {
+        let s = try Setup()
+        let cases: [(String, () throws -> Void)] = [
+            ("m = Int.max", { try s.gemm(m: .max, n: 5, k: 3, a: s.a, b: s.b, c: s.c) }),
+            ("m = Int.max / 2", { try s.gemm(m: .max / 2, n: 5, k: 3, a: s.a, b: s.b, c: s.c) }),
+            ("k = Int.max", { try s.gemm(m: 4, n: 5, k: .max, a: s.a, b: s.b, c: s.c) }),
+            ("lda = Int.max", { try s.gemm(m: 4, n: 5, k: 3, a: s.a, lda: .max, b: s.b, c: s.c) }),
+            ("ldc = Int.max / 3", { try s.gemm(m: 4, n: 5, k: 3, a: s.a, b: s.b, c: s.c, ldc: .max / 3) }),
+            ("batch = Int.max", { try s.gemm(m: 4, n: 5, k: 3, batch: .max, a: s.a, b: s.b, c: s.c) }),
+            ("batch stride = Int.max", { try s.run(GEMMProblem(m: 4, n: 5, k: 3, batch: 2, precision: .single),
+                                                   a: MatrixOperand(s.a, leadingDimension: 3, batchStride: .max)) }),
+            ("offset = Int.max", { try s.run(a: MatrixOperand(s.a, offset: .max, leadingDimension: 3)) }),
+        ]
+        for (name, call) in cases {
+            #expect(throws: GEMMError.self, "\(name)") { try call() }
+        }
+    }
+
     @Test func leadingDimensionSmallerThanRow() throws {
         let s = try Setup()
         Self.expectError({ if case .invalidLeadingDimension = $0 { true } else { false } }, containing: "leading dimension of A (2)") {

@@ -6,6 +6,12 @@ extension GEMM {
         for (name, value) in [("M", problem.m), ("N", problem.n), ("K", problem.k), ("batch", problem.batch)] where value < 1 {
             throw GEMMError.invalidSize("\(name) must be at least 1, got \(value)")
         }
+        // The checks of `autotune` (overflow-checked sizes, the kernels' 32-bit indexing, the device's memory).
+        do {
+            try checkCall(problem)
+        } catch let error as ProblemError {
+            throw GEMMError.tooLarge(error.message)
+        }
         let operands: [(String, MatrixOperand, (rows: Int, columns: Int))] = [
             ("A", a, problem.storedA), ("B", b, problem.storedB), ("C", c, (problem.m, problem.n)),
         ]
@@ -28,13 +34,12 @@ extension GEMM {
                 throw GEMMError.invalidStride("offset (\(operand.offset)) and batch stride (\(operand.batchStride)) of \(name) must not be negative")
             }
             let (span, overflow) = (shape.rows - 1).multipliedReportingOverflow(by: operand.leadingDimension)
-            guard !overflow, span + shape.columns <= Int(Int32.max) else {
+            guard !overflow, span <= Int(Int32.max) - shape.columns else {
                 throw GEMMError.tooLarge("one matrix of \(name) spans more than \(Int32.max) elements ((rows-1)*ld + columns); split the problem")
             }
-            let end = operand.end(rows: shape.rows, columns: shape.columns, batch: problem.batch)
-            guard end <= operand.buffer.count else {
+            guard let end = operand.end(rows: shape.rows, columns: shape.columns, batch: problem.batch), end <= operand.buffer.count else {
                 throw GEMMError.bufferTooSmall(
-                    "\(name) needs \(end) elements (offset \(operand.offset), batch \(problem.batch) x stride \(operand.batchStride), "
+                    "\(name) needs \(operand.end(rows: shape.rows, columns: shape.columns, batch: problem.batch).map(String.init) ?? "more than Int.max") elements (offset \(operand.offset), batch \(problem.batch) x stride \(operand.batchStride), "
                         + "\(shape.rows)x\(shape.columns) with leading dimension \(operand.leadingDimension)) but its buffer holds \(operand.buffer.count)")
             }
         }
@@ -42,9 +47,10 @@ extension GEMM {
         if problem.batch > 1 && c.batchStride < cSpan {
             throw GEMMError.invalidStride("C's batch stride (\(c.batchStride)) must be at least \(cSpan) so that the \(problem.batch) results do not overlap")
         }
-        let cRange = c.offset..<c.end(rows: problem.m, columns: problem.n, batch: problem.batch)
+        // Every end was checked against its buffer above: none overflows.
+        let cRange = c.offset..<c.end(rows: problem.m, columns: problem.n, batch: problem.batch)!
         for (name, operand, shape) in operands.prefix(2) where operand.buffer === c.buffer {
-            let range = operand.offset..<operand.end(rows: shape.rows, columns: shape.columns, batch: problem.batch)
+            let range = operand.offset..<operand.end(rows: shape.rows, columns: shape.columns, batch: problem.batch)!
             if range.overlaps(cRange) {
                 throw GEMMError.aliasing("C (elements \(cRange)) overlaps \(name) (elements \(range)) in the same buffer")
             }

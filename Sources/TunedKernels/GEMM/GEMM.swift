@@ -147,10 +147,15 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
         let (aRows, aColumns) = problem.storedA
         let (bRows, bColumns) = problem.storedB
         let lda = lda ?? aColumns, ldb = ldb ?? bColumns, ldc = ldc ?? n
+        /// A tightly packed batch's stride; an overflow is left to ``run`` to refuse (the span check names it).
+        func stride(_ rows: Int, _ leading: Int) -> Int {
+            let (value, overflow) = rows.multipliedReportingOverflow(by: leading)
+            return overflow ? Int.max : value
+        }
         return try run(problem, alpha: alpha,
-                       a: MatrixOperand(a, leadingDimension: lda, batchStride: aRows * lda),
-                       b: MatrixOperand(b, leadingDimension: ldb, batchStride: bRows * ldb), beta: beta,
-                       c: MatrixOperand(c, leadingDimension: ldc, batchStride: m * ldc), configuration: configuration)
+                       a: MatrixOperand(a, leadingDimension: lda, batchStride: stride(aRows, lda)),
+                       b: MatrixOperand(b, leadingDimension: ldb, batchStride: stride(bRows, ldb)), beta: beta,
+                       c: MatrixOperand(c, leadingDimension: ldc, batchStride: stride(m, ldc)), configuration: configuration)
     }
 
     // MARK: Launching

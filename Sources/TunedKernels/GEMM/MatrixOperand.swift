@@ -26,9 +26,14 @@ public struct MatrixOperand: Sendable {
         }
     }
 
-    /// One past the last element a batch of `rows` x `columns` matrices reaches.
-    func end(rows: Int, columns: Int, batch: Int) -> Int {
-        offset + (batch - 1) * batchStride + (rows - 1) * leadingDimension + columns
+    /// One past the last element a batch of `rows` x `columns` matrices reaches, or nil when that overflows an Int.
+    func end(rows: Int, columns: Int, batch: Int) -> Int? {
+        let (batches, o1) = (batch - 1).multipliedReportingOverflow(by: batchStride)
+        let (span, o2) = (rows - 1).multipliedReportingOverflow(by: leadingDimension)
+        let (first, o3) = offset.addingReportingOverflow(batches)
+        let (second, o4) = first.addingReportingOverflow(span)
+        let (end, o5) = second.addingReportingOverflow(columns)
+        return o1 || o2 || o3 || o4 || o5 ? nil : end
     }
 }
 
