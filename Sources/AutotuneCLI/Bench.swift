@@ -165,6 +165,11 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
         // Rows: ours (the dispatcher's choice), each --config, each baseline; timed once per round, interleaved.
         let extra = try bench.configs.map { try decodeConfiguration($0) }
         var baselines = harness.baselines() + ExtraBaselines.baselines(for: harness, problem: problem)
+        let unknown = bench.skipped.filter { name in !baselines.contains { $0.name == name } }
+        guard unknown.isEmpty else {
+            throw ValidationError("--skip \(unknown.joined(separator: ", ")): no such baseline of \(Family.name) \(problem); its baselines are "
+                                  + (baselines.isEmpty ? "none" : baselines.map(\.name).joined(separator: ", ")))
+        }
         baselines.removeAll { bench.skipped.contains($0.name) }
         let configurations: [Configuration?] = [nil] + extra
         var errors: [String?] = configurations.map { configuration in

@@ -93,14 +93,22 @@ struct TuneFamily<Family: KernelFamily>: ParsableCommand {
             tuner.observer = bar
             results.append(try tuner.tune(problem))
         }
-        if let plot {
+        // The report first: a plot that cannot be written (the path was checked, but a disk can fill) loses nothing.
+        func writePlot() throws {
+            guard let plot else { return }
             let series = results.map { r in ConvergencePlot.Series(name: "\(r.problem)", values: r.history.map { $0.map { $0 * 1000 } }) }
-            try ConvergencePlot(title: "\(Family.name) on \(context.device.name): \(strategy.rawValue), budget \(budget)",
-                                xLabel: "unique evaluations", yLabel: "best time so far (ms)", series: series, logY: true).write(to: plot)
+            do {
+                try ConvergencePlot(title: "\(Family.name) on \(context.device.name): \(strategy.rawValue), budget \(budget)",
+                                    xLabel: "unique evaluations", yLabel: "best time so far (ms)", series: series, logY: true).write(to: plot)
+            } catch {
+                throw ValidationError("--plot \(plot) could not be written: \(error.localizedDescription)")
+            }
+            if !outputOptions.json { print("convergence plot: \(plot)") }
         }
         if outputOptions.json {
             try printJSON(Report(kernel: Family.name, device: context.device.name, strategy: strategy.rawValue, budget: budget,
                                  database: family.core.origin, results: results))
+            try writePlot()
             return
         }
         print(table(["problem", "best", "ms", "evaluations", "measured", "failures", "best configuration"], results.map { r in
@@ -109,7 +117,7 @@ struct TuneFamily<Family: KernelFamily>: ParsableCommand {
         }))
         let saved = results.filter { $0.savedTo != nil }.count
         print(saved == 0 ? "nothing saved: no candidate succeeded" : "saved \(saved) of \(results.count) results to \(tuner.databasePath)")
-        if let plot { print("convergence plot: \(plot)") }
+        try writePlot()
     }
 }
 

@@ -190,6 +190,8 @@ public struct TuningDatabase: Sendable {
     public private(set) var entries: [String: TuningEntry] = [:]
     /// Where each layer came from, in order, for `autotune show`.
     public private(set) var sources: [String] = []
+    /// The layer (its source) each entry comes from, by ``TuningKey/id``.
+    public private(set) var entrySources: [String: String] = [:]
 
     public init() {}
 
@@ -198,7 +200,10 @@ public struct TuningDatabase: Sendable {
     /// **Edge cases:** the entries are not validated here (``decode(_:path:)`` and ``merge(_:into:device:)``
     /// do that); of two entries of `file` with the same key the later wins.
     public mutating func overlay(_ file: TuningFile, source: String) {
-        for entry in file.entries { entries[entry.key.id] = entry }
+        for entry in file.entries {
+            entries[entry.key.id] = entry
+            entrySources[entry.key.id] = source
+        }
         sources.append(source)
     }
 

@@ -38,7 +38,29 @@ import TunedKernels
         Self.expectError(["--shape", "1x1x1", "--mystery", "3"], "unknown option --mystery")
         Self.expectError(["1x1x1"], "unexpected \"1x1x1\"")
         Self.expectError(["--problem", "{\"m\": 1}"], "the problem has no \"n\"")
+        Self.expectError(["--problem", "{\"m\": 1, \"n\": 1, \"k\": 1, \"bacth\": 2}"], "the problem has no field \"bacth\"")
+        Self.expectError(["--problem", "{\"m\": 1.5, \"n\": 1, \"k\": 1}"], "\"m\" must be an integer, got 1.5")
+        Self.expectError(["--problem", "{\"m\": 1, "], "the problem is not valid JSON")
         Self.expectError(["--problem", "{\"m\": 1, \"n\": 1, \"k\": 1, \"batch\": 1, \"precision\": \"quad\", \"layout\": \"nn\"}"], "precision")
+    }
+
+    /// The problem JSON of every registered family's reports is accepted back: its keys are the declared ones.
+    @Test func everyFamilysProblemKeysAreDeclared() throws {
+        for family in KernelFamilies.families {
+            let keys = Set(ProblemParser.keys(family.problemOptions))
+            let found = family.problemOptions.first { $0.isPrimary }
+            let primary = try #require(found)
+            let value: String
+            if case .dimensions(let names) = primary.kind { value = names.map { _ in "3" }.joined(separator: "x") } else { value = "3" }
+            let json = try Self.encodedKeys(family, arguments: ["--\(primary.name)", value])
+            #expect(json.isSubset(of: keys), "\(family.name): \(json.subtracting(keys)) are not declared")
+        }
+    }
+
+    static func encodedKeys<F: KernelFamily>(_ family: F.Type, arguments: [String]) throws -> Set<String> {
+        let problem = try ProblemParser.parse(F.Problem.self, family: F.name, options: F.problemOptions, arguments: arguments)
+        let object = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(problem)) as? [String: Any] ?? [:]
+        return Set(object.keys)
     }
 
     @Test func problemsFileLinesOverrideTheCommandLine() throws {

@@ -162,6 +162,29 @@ import TunedKernels
         let output = try CLI.run(CLI.autotune, common + ["--output", folder])
         #expect(output.status != 0 && output.stderr.contains("is a folder"), "\(output.stderr)")
         #expect(TuneCommandTests.journals(in: folder + "/journals").isEmpty, "nothing was measured")
+        // A path every permission check passes as root but no file can be created at (/proc): refused first too.
+        let proc = try CLI.run(CLI.autotune, common + ["--plot", "/proc/tk-plot.svg", "--output", folder + "/db.json"])
+        #expect(proc.status != 0 && proc.stderr.contains("--plot /proc/tk-plot.svg cannot be written"), "\(proc.stderr)")
+        #expect(TuneCommandTests.journals(in: folder + "/journals").isEmpty, "nothing was measured")
+    }
+
+    /// Misspelled options are errors, never silently ignored: a JSON problem's unknown field, a fraction for an
+    /// integer, a `--skip` of no baseline, a database entry of a variant the family does not have.
+    @Test func misspellingsAreRefused() throws {
+        let cce = ["verify", "cce", "--problem"]
+        let zloss = try CLI.run(CLI.autotune, cce + [#"{"tokens":4,"vocab":5,"dim":3,"zloss":0.5}"#])
+        #expect(zloss.status != 0 && zloss.stderr.contains("the problem has no field \"zloss\""), "\(zloss.stderr)")
+        let fraction = try CLI.run(CLI.autotune, cce + [#"{"tokens":64.5,"vocab":5,"dim":3}"#])
+        #expect(fraction.status != 0 && fraction.stderr.contains("\"tokens\" must be an integer, got 64.5"), "\(fraction.stderr)")
+        let skip = try CLI.run(CLI.autotune, ["bench", "gemm", "--shape", "8x8x8", "--repetitions", "1", "--skip", "nosuch"])
+        #expect(skip.status != 0 && skip.stderr.contains("--skip nosuch: no such baseline") && skip.stderr.contains("openblas"), "\(skip.stderr)")
+        let folder = CLI.temporaryFolder()
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try #"{"schema": 2, "device": {"name": "x"}, "entries": [{"kernel": "gemm", "tags": {"precision": "half", "layout": "nn"}, "sizes": [8, 8, 8, 1], "config": {"variant": "bogus"}, "seconds": 1e-5, "date": "2026-01-01"}]}"#
+            .write(toFile: folder + "/db.json", atomically: true, encoding: .utf8)
+        let bogus = try CLI.run(CLI.autotune, ["verify", "gemm", "--shape", "8x8x8"], environment: ["TUNEDKERNELS_TUNING_DB": folder + "/db.json"])
+        #expect(bogus.status != 0 && bogus.stderr.contains(folder + "/db.json") && bogus.stderr.contains("the variant \"bogus\""), "\(bogus.stderr)")
     }
 
     /// `kill -9` of `tune` takes its worker with it (the worker watches its parent).

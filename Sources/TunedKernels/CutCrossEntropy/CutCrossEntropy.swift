@@ -29,6 +29,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
 
     public static let name = "cce"
     public static let summary = "cut cross-entropy: loss and gradients of a large-vocabulary classifier without the logits in memory"
+    public static let variants = ["tiled"]
     public static let problemOptions: [ProblemOption] = [
         ProblemOption("tokens", .integer, help: "N: rows of the embeddings E (N x D) and targets.", primary: true),
         ProblemOption("vocab", .integer, help: "V: rows of the classifier C (V x D).", default: "32768"),

@@ -56,6 +56,9 @@ public protocol KernelFamily: AnyObject, Sendable {
     static var summary: String { get }
     /// How a problem is given on the command line (declared once, parsed by ``ProblemParser``).
     static var problemOptions: [ProblemOption] { get }
+    /// The names of the kernel variants (the `variant` of every configuration, one search space each): a
+    /// database entry of another variant is refused when the family loads its database.
+    static var variants: [String] { get }
     /// The program source of every configuration (by default `Kernels/common.cl` + `Kernels/<name>.cl`).
     static func kernelSource() throws -> String
 
@@ -87,8 +90,23 @@ extension KernelFamily {
 
     /// A dispatcher on `context` with the tuned configurations of its device (``TuningDatabase/forDevice(_:environment:)``),
     /// or with `database` when given.
+    ///
+    /// - Throws: ``TuningDatabaseError`` when an entry of this family names a variant it does not have.
     public init(context: Context, database: TuningDatabase? = nil) throws {
-        self.init(core: try FamilyCore(context: context, database: database, source: Self.kernelSource))
+        let core = try FamilyCore(context: context, database: database, source: Self.kernelSource)
+        try Self.checkVariants(of: core.database)
+        self.init(core: core)
+    }
+
+    /// Throws ``TuningDatabaseError`` naming the first entry of this family whose variant is not one of ``variants``
+    /// (a typo or a file of another version: the dispatcher would silently ignore it).
+    public static func checkVariants(of database: TuningDatabase) throws {
+        for entry in database.entries.values.sorted(by: { $0.key.id < $1.key.id })
+        where entry.key.kernel == name && !variants.contains(entry.config.variant) {
+            throw TuningDatabaseError(path: database.entrySources[entry.key.id] ?? database.sources.joined(separator: ", "),
+                                      reason: "the entry \(entry.key) has the variant \"\(entry.config.variant)\"; \(name) has "
+                                          + variants.joined(separator: ", "))
+        }
     }
 
     public var context: Context { core.context }

@@ -67,7 +67,7 @@ public enum ProblemParser {
         let parsed = try words(arguments, family: family, options: options, primaryAllowed: false)
         if let json = parsed.json {
             guard parsed.values.isEmpty else { throw ProblemError("\(family): --problem gives the whole problem; do not combine it with other problem options") }
-            return try decode(type, family: family, data: Data(json.utf8))
+            return try decode(type, family: family, options: options, data: Data(json.utf8))
         }
         given.merge(parsed.values) { $1 }
         return try build(type, family: family, options: options, given: given)
@@ -78,7 +78,7 @@ public enum ProblemParser {
     public static func parseLine<P: Decodable>(_ type: P.Type, family: String, options: [ProblemOption], line: String,
                                                base: [String]) throws -> P {
         let trimmed = line.trimmingCharacters(in: .whitespaces)
-        if trimmed.hasPrefix("{") { return try decode(type, family: family, data: Data(trimmed.utf8)) }
+        if trimmed.hasPrefix("{") { return try decode(type, family: family, options: options, data: Data(trimmed.utf8)) }
         let lineWords = trimmed.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         var given = try words(base, family: family, options: options, primaryAllowed: false).values
         given.merge(try words(lineWords, family: family, options: options, primaryAllowed: true).values) { $1 }
@@ -103,8 +103,43 @@ public enum ProblemParser {
         return problems
     }
 
-    /// A problem's JSON, decoded, with a readable message on failure.
-    public static func decode<P: Decodable>(_ type: P.Type, family: String, data: Data) throws -> P {
+    /// The JSON keys of a problem with `options`: each option's name, or its dimensions' keys.
+    public static func keys(_ options: [ProblemOption]) -> [String] {
+        options.flatMap { option in
+            if case .dimensions(let keys) = option.kind { return keys }
+            return [option.name]
+        }
+    }
+
+    /// A problem's JSON, decoded, with a readable message on failure: a key that is not one of the problem's
+    /// (a misspelled option) and a fraction where an integer belongs are refused by name.
+    public static func decode<P: Decodable>(_ type: P.Type, family: String, options: [ProblemOption], data: Data) throws -> P {
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        } catch {
+            throw ProblemError("\(family): the problem is not valid JSON (\(String(decoding: data.prefix(200), as: UTF8.self)))")
+        }
+        guard let object = parsed as? [String: Any] else { throw ProblemError("\(family): the problem must be a JSON object") }
+        let known = keys(options)
+        let unknown = object.keys.filter { !known.contains($0) }.sorted()
+        guard unknown.isEmpty else {
+            throw ProblemError("\(family): the problem has no field \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); its fields are "
+                               + known.joined(separator: ", "))
+        }
+        for option in options {
+            let integers: [String]
+            switch option.kind {
+            case .dimensions(let keys): integers = keys
+            case .integer: integers = [option.name]
+            default: integers = []
+            }
+            for key in integers {
+                if let number = object[key] as? NSNumber, number.doubleValue != number.doubleValue.rounded() {
+                    throw ProblemError("\(family): \"\(key)\" must be an integer, got \(number)")
+                }
+            }
+        }
         do {
             return try JSONDecoder().decode(type, from: data)
         } catch let DecodingError.keyNotFound(key, _) {
@@ -215,6 +250,6 @@ public enum ProblemParser {
                 object[option.name] = text
             }
         }
-        return try decode(type, family: family, data: try JSONSerialization.data(withJSONObject: object))
+        return try decode(type, family: family, options: options, data: try JSONSerialization.data(withJSONObject: object))
     }
 }

@@ -30,6 +30,7 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
 
     public static let name = "gemm"
     public static let summary = "C = alpha * op(A) * op(B) + beta * C, fp16 or fp32 storage with fp32 accumulation"
+    public static let variants = GEMMVariant.allCases.map(\.rawValue)
     public static let problemOptions: [ProblemOption] = [
         ProblemOption("shape", .dimensions(["m", "n", "k"]), help: "M, N and K: op(A) is M x K, op(B) K x N.", primary: true),
         .choice("precision", Precision.self, help: "Storage precision.", default: .half),

@@ -93,5 +93,14 @@ public enum WritablePath {
             throw TuningOptionsError("\(what) \(path): its folder \(directory) cannot be created (\(error.localizedDescription))")
         }
         guard access(directory, W_OK) == 0 else { throw TuningOptionsError("\(what) \(path): its folder \(directory) cannot be written") }
+        // Permissions do not tell everything (root passes every access check, and /proc or a read-only mount still
+        // refuses a new file): open the file itself, creating it for a moment when it does not exist.
+        let existed = FileManager.default.fileExists(atPath: path)
+        let descriptor = open(path, existed ? O_WRONLY : (O_WRONLY | O_CREAT | O_EXCL), 0o644)
+        guard descriptor >= 0 else {
+            throw TuningOptionsError("\(what) \(path) cannot be written (\(String(cString: strerror(errno))))")
+        }
+        close(descriptor)
+        if !existed { unlink(path) }
     }
 }
