@@ -29,6 +29,8 @@ public struct AutotuneCommand<Registry: FamilyRegistry>: ParsableCommand {
     /// Parses and runs the command line; a family subcommand the registry does not have gets a message that
     /// names the families there are (ArgumentParser alone would complain about the family's first option).
     public static func main() {
+        // The OpenBLAS baselines run the CPU's widest kernels, even where OpenBLAS does not know the CPU.
+        OpenBLASCore.reexecutingWithTheBestCoreIfNeeded()
         let arguments = Array(CommandLine.arguments.dropFirst())
         let groups: [[String]] = [["tune"], ["bench"], ["verify"], ["bench", "per-shape"]]
         for group in groups.sorted(by: { $0.count > $1.count }) where arguments.count > group.count && Array(arguments.prefix(group.count)) == group {

@@ -29,14 +29,17 @@ struct BenchResult: Encodable {
     var config: Configuration? = nil
     var config_source: String? = nil
     var error: String? = nil
-    /// The errors of the parts of a result (``Check/parts``), null where not finite.
+    /// The errors of the parts of a result (``Check/parts``), null where not finite, and their tolerances.
     var part_errors: [String: Double?]? = nil
+    var part_tolerances: [String: Double]? = nil
     /// The harness's figures (``KernelHarness/metrics()``), written as keys of the row.
     var metrics: [String: Double] = [:]
+    /// What a baseline ran, in words (``Baseline/Result/labels``), written as keys of the row.
+    var labels: [String: String] = [:]
 
     private enum CodingKeys: String, CodingKey {
         case name, seconds, gflops, bytes, gbps, max_abs_error, tolerance, peak_device_bytes, device_seconds, config, config_source, error,
-             part_errors
+             part_errors, part_tolerances
     }
 
     private struct MetricKey: CodingKey {
@@ -63,8 +66,10 @@ struct BenchResult: Encodable {
         try container.encodeIfPresent(config_source, forKey: .config_source)
         try container.encodeIfPresent(error, forKey: .error)
         try container.encodeIfPresent(part_errors, forKey: .part_errors)
+        try container.encodeIfPresent(part_tolerances, forKey: .part_tolerances)
         var extra = encoder.container(keyedBy: MetricKey.self)
         for (key, value) in metrics.sorted(by: { $0.key < $1.key }) { try extra.encode(value, forKey: MetricKey(stringValue: key)) }
+        for (key, value) in labels.sorted(by: { $0.key < $1.key }) { try extra.encode(value, forKey: MetricKey(stringValue: key)) }
     }
 
     /// Whether the row's result failed its check (NaN, infinity, or beyond the tolerance).
@@ -89,7 +94,10 @@ struct BenchResult: Encodable {
             } else {
                 self.error = self.error ?? "the result holds NaN or infinity"
             }
-            if !check.parts.isEmpty { part_errors = check.parts.mapValues { $0.maxAbsError.isFinite ? $0.maxAbsError : nil } }
+            if !check.parts.isEmpty {
+                part_errors = check.parts.mapValues { $0.maxAbsError.isFinite ? $0.maxAbsError : nil }
+                part_tolerances = check.parts.mapValues(\.tolerance)
+            }
             if check.maxAbsError.isFinite && !(check.maxAbsError <= check.tolerance) {
                 self.error = self.error ?? "error \(check.maxAbsError) above the tolerance \(check.tolerance)"
             }
@@ -220,14 +228,17 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
                 results.append(BenchResult(name: baseline.name, seconds: nil, work: work, check: nil, error: error))
             } else {
                 let checks = runs.compactMap(\.check)
-                var result = BenchResult(name: baseline.name, seconds: median(runs.map(\.seconds)), work: work, check: Check.worst(checks),
-                                         peakDeviceBytes: runs.compactMap(\.peakDeviceBytes).max())
+                var result = BenchResult(name: baseline.name, seconds: median(runs.map(\.seconds)), work: runs.last!.work ?? work,
+                                         check: Check.worst(checks), peakDeviceBytes: runs.compactMap(\.peakDeviceBytes).max())
                 result.metrics = runs.last!.metrics
+                result.labels = runs.last!.labels
                 results.append(result)
             }
         }
         for result in results {
-            progress("  \(result.name): " + (result.seconds.map { work.rate($0) } ?? "-") + (result.error.map { " (\($0))" } ?? ""))
+            let rate = result.gflops.map { String(format: "%.1f GFLOP/s", $0) } ?? result.gbps.map { String(format: "%.1f GB/s", $0) }
+                ?? result.seconds.map { String(format: "%.4f ms", $0 * 1000) } ?? "-"
+            progress("  \(result.name): " + rate + (result.error.map { " (\($0))" } ?? ""))
         }
 
         let report = Report(kernel: Family.name, device: context.device.name, database: family.core.origin, problem: problem, results: results)
@@ -243,6 +254,7 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
         for r in results {
             var figures = (r.part_errors ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key) error \(formatScientific($0.value))" }
             figures += r.metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4g", $0.value))" }
+            figures += r.labels.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }
             if !figures.isEmpty { print("\(r.name): " + figures.joined(separator: ", ")) }
         }
         print("config: \(results[0].config.map { "\($0)" } ?? "-") (\(results[0].config_source ?? ""))")

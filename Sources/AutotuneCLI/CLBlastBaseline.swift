@@ -60,6 +60,10 @@ enum CLBlastBaseline {
                 let offsets = [a, b, c].map { $0.offset + batch * $0.batchStride }
                 let status: CLBlastStatusCode
                 if a.buffer is DeviceBuffer<Float16> {
+                    // Asked anyway, CLBlast would refuse with CLBlastNoHalfPrecision and print a line of its own.
+                    guard a.buffer.context.device.supportsHalf else {
+                        throw Failure(description: "CLBlast Hgemm needs cl_khr_fp16, which the device lacks (status \(CLBlastNoHalfPrecision.rawValue), CLBlastNoHalfPrecision)")
+                    }
                     let one: cl_half = 0x3C00, zero: cl_half = 0
                     status = CLBlastHgemm(CLBlastLayoutRowMajor, transA, transB, problem.m, problem.n, problem.k, one,
                                           a.buffer.memoryHandle, offsets[0], a.leadingDimension,

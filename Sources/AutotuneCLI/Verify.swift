@@ -36,8 +36,18 @@ struct VerifyFamily<Family: KernelFamily>: ParsableCommand {
         /// Null when the result holds NaN or infinity.
         let max_abs_error: Double?
         let tolerance: Double
+        /// The named parts of the result, each against its own tolerance.
+        let parts: [CheckReport]
 
-        private enum CodingKeys: String, CodingKey { case name, passed, max_abs_error, tolerance }
+        init(name: String, check: Check) {
+            self.name = name
+            passed = check.passed
+            max_abs_error = check.maxAbsError.isFinite ? check.maxAbsError : nil
+            tolerance = check.tolerance
+            parts = check.parts.sorted { $0.key < $1.key }.map { CheckReport(name: $0.key, check: $0.value) }
+        }
+
+        private enum CodingKeys: String, CodingKey { case name, passed, max_abs_error, tolerance, parts }
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -45,6 +55,15 @@ struct VerifyFamily<Family: KernelFamily>: ParsableCommand {
             try container.encode(passed, forKey: .passed)
             try container.encode(max_abs_error, forKey: .max_abs_error)  // null, not left out
             try container.encode(tolerance, forKey: .tolerance)
+            if !parts.isEmpty { try container.encode(parts, forKey: .parts) }
+        }
+
+        /// `ok   name: max abs error E (tolerance T)`, then its parts indented.
+        func lines(indent: String = "  ") -> [String] {
+            let error = max_abs_error.map(formatScientific) ?? "NaN or infinity"
+            let head = parts.isEmpty ? "max abs error \(error) (tolerance \(formatScientific(tolerance)))"
+                                     : "largest error of its parts \(error)"
+            return ["\(indent)\(passed ? "ok  " : "FAIL") \(name): \(head)"] + parts.flatMap { $0.lines(indent: indent + "    ") }
         }
     }
 
@@ -61,19 +80,14 @@ struct VerifyFamily<Family: KernelFamily>: ParsableCommand {
         let family = try Family(context: context)
         try family.check(problem)
         let verification = try family.verify(problem, configuration: configuration, seed: seed)
-        let checks = verification.checks.map { name, check in
-            CheckReport(name: name, passed: check.passed, max_abs_error: check.maxAbsError.isFinite ? check.maxAbsError : nil, tolerance: check.tolerance)
-        }
+        let checks = verification.checks.map { name, check in CheckReport(name: name, check: check) }
         if output.json {
             try printJSON(Report(kernel: Family.name, device: context.device.name, problem: problem, config: verification.configuration,
                                  config_source: verification.source.rawValue, passed: verification.passed, checks: checks,
                                  canary_violations: verification.canaryViolations, input_violations: verification.inputViolations))
         } else {
             print("\(verification.passed ? "PASS" : "FAIL") \(Family.name) \(problem) on \(context.device.name) with \(verification.configuration):")
-            for check in checks {
-                print("  \(check.passed ? "ok  " : "FAIL") \(check.name): max abs error "
-                      + (check.max_abs_error.map(formatScientific) ?? "NaN or infinity") + " (tolerance \(formatScientific(check.tolerance)))")
-            }
+            for check in checks { check.lines().forEach { print($0) } }
             print("  \(verification.canaryViolations) canary and \(verification.inputViolations) input violations")
         }
         if !verification.passed { throw ExitCode(1) }

@@ -57,10 +57,40 @@ public final class Program: @unchecked Sendable {
 
     private func buildLocked(device: Device) throws {
         var deviceID: cl_device_id? = device.id
-        let status = clBuildProgram(handle, 1, &deviceID, options, nil, nil)
+        let status = Self.withoutCompilerSummary { clBuildProgram(handle, 1, &deviceID, options, nil, nil) }
         if status != CL_SUCCESS {
             throw ProgramBuildError(code: status, options: options, log: (try? buildLog(device: device)) ?? "(no build log)")
         }
+    }
+
+    /// Runs `body` (a build) with the process's standard error captured, then writes back what was written there
+    /// except the compiler's own summary lines ("1 warning generated."), which some drivers (PoCL) print besides
+    /// putting the diagnostics in the build log. Other threads' lines written meanwhile are kept, only delayed.
+    static func withoutCompilerSummary<T>(_ body: () -> T) -> T {
+        var template = Array((NSTemporaryDirectory() + "/tk-build-stderr-XXXXXX").utf8CString)
+        let capture = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard capture >= 0 else { return body() }
+        let saved = dup(STDERR_FILENO)
+        guard saved >= 0 else { close(capture); return body() }
+        fflush(nil)
+        dup2(capture, STDERR_FILENO)
+        let result = body()
+        fflush(nil)
+        dup2(saved, STDERR_FILENO)
+        close(saved)
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        let length = lseek(capture, 0, SEEK_END)
+        if length > 0 {
+            var bytes = [UInt8](repeating: 0, count: Int(length))
+            let count = pread(capture, &bytes, bytes.count, 0)
+            let text = String(decoding: bytes.prefix(max(count, 0)), as: UTF8.self)
+            let kept = text.split(separator: "\n", omittingEmptySubsequences: false).filter { line in
+                !line.hasSuffix(" generated.") || !(line.contains("warning") || line.contains("error"))
+            }.joined(separator: "\n")
+            if !kept.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { FileHandle.standardError.write(Data(kept.utf8)) }
+        }
+        close(capture)
+        return result
     }
 
     /// The compiler's log for `device`.

@@ -36,6 +36,37 @@ import Testing
         #expect(unreadable.stderr.contains("is not a configuration"))
     }
 
+    /// Every row says what it measured: no raw library lines on stderr (CLBlast's refusal of HGEMM is the row's
+    /// note), no GFLOP/s for a read, the OpenBLAS core that ran.
+    @Test func reportsSayWhatTheyMeasure() throws {
+        let output = try Self.autotune(["bench", "gemm", "--shape", "33x17x20", "--precision", "half", "--repetitions", "1", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(!output.stderr.contains("CLBlast:") && !output.stderr.contains("generated."), "\(output.stderr)")
+        let report = try CLI.json(output)
+        let rows = try #require(report["results"] as? [[String: Any]])
+        let read = try #require(rows.first { $0["name"] as? String == "stream-read" })
+        #expect(read["gflops"] == nil && read["gbps"] is Double, "\(read)")
+        let openblas = try #require(rows.first { $0["name"] as? String == "openblas" })
+        #expect((openblas["openblas_core"] as? String)?.isEmpty == false, "\(openblas)")
+        if let clblast = rows.first(where: { $0["name"] as? String == "clblast" }), clblast["seconds"] == nil {
+            #expect((clblast["error"] as? String)?.contains("cl_khr_fp16") == true, "\(clblast)")
+        }
+    }
+
+    /// A compiler's summary line ("1 warning generated."), which PoCL prints to stderr besides the build log, is
+    /// kept off the program's stderr.
+    @Test func compilerSummaryLinesStayOffStderr() throws {
+        let kernels = try CLI.kernels(editingGEMM: { $0 })
+        defer { try? FileManager.default.removeItem(atPath: kernels) }
+        let original = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Kernels/bandwidth.cl")
+        try ("#warning \"a warning for a test\"\n" + String(contentsOf: original, encoding: .utf8))
+            .write(toFile: kernels + "/bandwidth.cl", atomically: true, encoding: .utf8)
+        let output = try CLI.run(CLI.autotune, ["verify", "bandwidth", "--megabytes", "1"],
+                                 environment: ["TUNEDKERNELS_KERNELS_DIR": kernels, "TUNEDKERNELS_PROGRAM_CACHE": "off"])
+        #expect(output.status == 0 && !output.stderr.contains("generated."), "\(output.stderr)")
+    }
+
     struct PerShapeReport: Decodable {
         struct Row: Decodable {
             struct Problem: Decodable, Equatable { let m: Int, n: Int, k: Int }

@@ -187,6 +187,18 @@ import Testing
             }
         }
         #expect(results[0]["skipped_tile_fraction"] is Double)
+        // max_abs_error is the largest error over every output, each part beside it with its tolerance.
+        for result in results {
+            let parts = try #require(result["part_errors"] as? [String: Double]), tolerances = try #require(result["part_tolerances"] as? [String: Double])
+            #expect(Set(parts.keys) == ["loss", "lse", "losses", "dE", "dC"] && Set(tolerances.keys) == Set(parts.keys))
+            #expect(result["max_abs_error"] as? Double == parts.values.max(), "\(result)")
+        }
+        #expect((results[2]["openblas_core"] as? String)?.isEmpty == false)
+        let verify = try CLI.run(CLI.autotune, ["verify", "cce", "--tokens", "64", "--vocab", "300", "--dim", "32"])
+        for part in ["loss", "lse", "losses", "dE", "dC"] {
+            let text = String(decoding: verify.stdout, as: UTF8.self)
+            #expect(text.contains("ok   \(part): max abs error"), "\(text)")
+        }
         #expect((report["problem"] as? [String: Any])?["ignore-index"] as? Int == -100)
     }
 

@@ -160,6 +160,7 @@ extension CCEHarness {
                                                               dBias: db.isEmpty ? nil : db, filtered: false),
                                peakDeviceBytes: context.memory.peakBytes,
                                metrics: ["extra_device_bytes": Double(max(0, context.memory.peakBytes - baseDeviceBytes)),
-                                         "host_logits_bytes": Double(rows * v * 4)])
+                                         "host_logits_bytes": Double(rows * v * 4)],
+                               labels: Baseline.Result.openBLASLabels)
     }
 }

@@ -58,11 +58,24 @@ public struct Baseline {
         public var peakDeviceBytes: Int?
         /// Named figures of the run (``KernelHarness/metrics()``).
         public var metrics: [String: Double]
-        public init(seconds: Double, check: Check?, peakDeviceBytes: Int? = nil, metrics: [String: Double] = [:]) {
+        /// What it ran, in words (`openblas_core`: the kernels OpenBLAS used), written as keys of the bench row.
+        public var labels: [String: String]
+        /// What one of its calls did, when not the family's problem (`stream-read` reads the bytes and does no FLOPs).
+        public var work: Work?
+        public init(seconds: Double, check: Check?, peakDeviceBytes: Int? = nil, metrics: [String: Double] = [:],
+                    labels: [String: String] = [:], work: Work? = nil) {
             self.seconds = seconds
             self.check = check
             self.peakDeviceBytes = peakDeviceBytes
             self.metrics = metrics
+            self.labels = labels
+            self.work = work
+        }
+
+        /// The labels of an OpenBLAS baseline: the core it ran, and how it was chosen where this program chose it.
+        public static var openBLASLabels: [String: String] {
+            let (core, note) = OpenBLASCore.report()
+            return ["openblas_core": core].merging(note.map { ["openblas_core_note": $0] } ?? [:]) { a, _ in a }
         }
     }
 

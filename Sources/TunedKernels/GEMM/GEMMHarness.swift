@@ -79,10 +79,12 @@ public final class GEMMHarness: KernelHarness {
         var bandwidth: Bandwidth?
         return [Baseline(name: "openblas") { repetitions in
             let (seconds, output) = self.openBLAS(repetitions: repetitions)
-            return Baseline.Result(seconds: seconds, check: Check(maxAbsError: Check.maxAbsError(output, self.reference), tolerance: self.tolerance))
+            return Baseline.Result(seconds: seconds, check: Check(maxAbsError: Check.maxAbsError(output, self.reference), tolerance: self.tolerance),
+                                   labels: Baseline.Result.openBLASLabels)
         }, Baseline(name: "stream-read") { repetitions in
             if bandwidth == nil { bandwidth = try Bandwidth(context: self.context) }
-            return Baseline.Result(seconds: try bandwidth!.streamingReadSeconds(bytes: self.work.bytes, repetitions: repetitions), check: nil)
+            return Baseline.Result(seconds: try bandwidth!.streamingReadSeconds(bytes: self.work.bytes, repetitions: repetitions), check: nil,
+                                   work: Work(flops: 0, bytes: self.work.bytes))
         }]
     }
 
