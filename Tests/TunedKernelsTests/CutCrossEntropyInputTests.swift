@@ -233,6 +233,16 @@ import Testing
         let canned = ResourceNeeds(deviceBuffers: [1024], hostBytes: needs.hostBytes)
         #expect { try canned.check(on: cce.context.device, hostAvailable: 1 << 30) } throws: { "\($0)".contains("of host memory") }
         try canned.checkDevice(cce.context.device)
+        // A call whose harness would need more host memory than this machine has (2 tokens over a vocabulary of
+        // 2^25 entries: 64 GiB of reference logits) runs: its device buffers are 64 MiB.
+        let wide = CCEProblem(tokens: 2, vocab: 1 << 25, dim: 1, precision: .half, filter: "off")
+        try #require(try CutCrossEntropy.needs(wide).hostBytes > ResourceNeeds.availableHostBytes())
+        let context = cce.context
+        let e = try DeviceBuffer<Float16>(context, [0.5, -0.25]), c = try DeviceBuffer<Float16>(context, count: 1 << 25)
+        try c.fill(0)
+        let loss = try cce.loss(wide, embeddings: e, classifier: c, targets: try DeviceBuffer<Int32>(context, [3, 7]))
+        // Every logit is 0: the loss of each row is log V.
+        #expect(abs(Double(try loss.value()) - log(Double(1 << 25))) < 1e-3)
     }
 
     /// A loss computed into the buffers of an earlier one allocates nothing and gives the same values.

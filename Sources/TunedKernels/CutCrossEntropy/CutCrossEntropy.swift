@@ -260,7 +260,8 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         // oclgrind report the forward's partial sums as uninitialized (the results were right).
         _ = try core.scratch("part", count: vs * problem.rows * 4, of: Float.self)
         let (order, positions) = problem.sortVocabulary
-            ? try vocabularyOrder(problem, config, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets)
+            ? try vocabularyOrder(problem, config, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets,
+                                  into: (output.order, output.positions))
             : (nil, nil)
         let events = try core.serialized {
             try forwardKernels(problem, config, embeddings: embeddings, classifier: classifier, bias: bias, targets: positions ?? targets,
@@ -402,11 +403,13 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
 
     /// The vocabulary by decreasing logit of the mean embedding: `order[position]` = class, and each row's target
     /// position. Reads V floats and the targets, sorts on the host, uploads both.
+    /// - Parameter into: buffers of an earlier call to upload into when large enough (no allocation).
     func vocabularyOrder(_ problem: CCEProblem, _ config: Configuration, embeddings: any AnyDeviceBuffer, classifier: any AnyDeviceBuffer,
-                         bias: (any AnyDeviceBuffer)?, targets: DeviceBuffer<Int32>) throws -> (DeviceBuffer<Int32>, DeviceBuffer<Int32>) {
+                         bias: (any AnyDeviceBuffer)?, targets: DeviceBuffer<Int32>,
+                         into: (DeviceBuffer<Int32>?, DeviceBuffer<Int32>?) = (nil, nil)) throws -> (DeviceBuffer<Int32>, DeviceBuffer<Int32>) {
         let options = self.options(problem, config)
         let (v, d) = (problem.vocab, problem.dim)
-        let meanE = try DeviceBuffer<Float>(context, count: d), average = try DeviceBuffer<Float>(context, count: v)
+        let meanE = try core.scratch("mean-embedding", count: d, of: Float.self), average = try core.scratch("average-logit", count: v, of: Float.self)
         let (e, c) = (try argument(embeddings), try argument(classifier))
         let b = try bias.map(argument) ?? e
         try core.serialized {
@@ -426,13 +429,19 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         let positions = try targets.download(count: problem.tokens).map { t in
             t == ignore ? -1 : (t >= 0 && t < vocab) ? rank[Int(t)] : vocab
         }
-        return (try DeviceBuffer<Int32>(context, order.map { Int32($0) }), try DeviceBuffer<Int32>(context, positions))
+        func upload(_ values: [Int32], _ earlier: DeviceBuffer<Int32>?) throws -> DeviceBuffer<Int32> {
+            guard let earlier, earlier.count >= values.count else { return try DeviceBuffer<Int32>(context, values) }
+            try earlier.upload(values)
+            return earlier
+        }
+        return (try upload(order.map { Int32($0) }, into.0), try upload(positions, into.1))
     }
 
     /// Checks the targets on the device; throws for the first one outside [0, V) that is not the ignore index.
     /// (Built with the call's options: the same program as its other kernels.)
     func checkTargets(_ problem: CCEProblem, _ config: Configuration, _ targets: DeviceBuffer<Int32>) throws {
-        let bad = try DeviceBuffer<Int32>(context, [Int32(problem.tokens)])
+        let bad = try core.scratch("bad-target", count: 1, of: Int32.self)
+        try bad.upload([Int32(problem.tokens)])
         let options = self.options(problem, config)
         try core.serialized {
             _ = try core.kernel("cce_check_targets", options: options).launch(
