@@ -169,6 +169,9 @@ import Testing
             #expect { try cce.gradients(changed, embeddings: e, classifier: c, targets: targets, loss: loss, gradOutput: one, dEmbeddings: de, dClassifier: dc) }
                 throws: { "\($0)".contains("the Loss was computed for") }
         }
+        var ignoring = problem
+        ignoring.ignoreIndex = 3
+        #expect(ignoring.description == "6x10x4 single ignore-index 3", "a problem's description names every option that is not its default")
         let otherE = try buffer(24)
         #expect { try cce.gradients(problem, embeddings: otherE, classifier: c, targets: targets, loss: loss, gradOutput: one, dEmbeddings: de, dClassifier: dc) }
             throws: { "\($0)".contains("another embeddings buffer") }
