@@ -283,6 +283,7 @@ inline void ce_tile(__local float* Z, __local float* Es, __local float* Cs, cons
   }
 }
 
+#if !defined(CCE_UTILITY) /* the tuned kernels: a candidate's build compiles these alone (-DCCE_TILED) */
 /* ------------------------------------------------------------------------------------------------ */
 /* Forward                                                                                          */
 /* ------------------------------------------------------------------------------------------------ */
@@ -388,6 +389,9 @@ __kernel void cce_forward_finish(const int ROWS, const int V, const __global flo
   loss[i] = t == CE_IGNORED ? 0.0f : (1.0f - SMOOTH) * (m - zt) + smooth + log(sum) + ZLOSS * l * l;
 }
 
+#endif /* !CCE_UTILITY */
+
+#if !defined(CCE_TILED) /* kernels never tuned: built once per device and problem options (-DCCE_UTILITY) */
 /*
  * cce_reduce: one work-group of RG work-items: total[0] = sum (or mean over valid rows) of loss,
  * count[0] = valid rows. Deterministic (fixed order). NDRange: global (RG), local (RG); RG = 64.
@@ -436,6 +440,9 @@ __kernel void cce_check_targets(const int N, const int V, const __global int* ta
     atomic_min(bad, i);
 }
 
+#endif /* !CCE_TILED */
+
+#if !defined(CCE_UTILITY)
 /* ------------------------------------------------------------------------------------------------ */
 /* Backward                                                                                         */
 /* ------------------------------------------------------------------------------------------------ */
@@ -687,6 +694,9 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
 #endif
 }
 
+#endif /* !CCE_UTILITY */
+
+#if !defined(CCE_TILED)
 /* ------------------------------------------------------------------------------------------------ */
 /* Vocabulary ordering by average logit (ORDERED): the host sorts `avg`, uploads the order and maps   */
 /* the targets to positions.                                                                         */
@@ -831,3 +841,4 @@ __kernel void cce_mat_colsum(const int ROWS, const int V, const __global real* G
   for (int i = 0; i < ROWS; ++i) s += LOADF1(G, (long)i * V + j);
   STOREF1(db, j, s);
 }
+#endif /* !CCE_TILED */

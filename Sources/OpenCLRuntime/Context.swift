@@ -19,9 +19,13 @@ public final class Context: @unchecked Sendable {
 
     /// Creates a context on `device` (by default ``Device/selected(environment:)``).
     ///
-    /// - Parameter programCacheDirectory: where built program binaries are kept between processes;
-    ///   `nil` keeps them in memory only. Defaults to ``ProgramCache/defaultDirectory()``.
-    public init(device: Device? = nil, programCacheDirectory: String? = ProgramCache.defaultDirectory()) throws {
+    /// - Parameters:
+    ///   - programCacheDirectory: where built program binaries are kept between processes; `nil` keeps them in
+    ///     memory only. Defaults to ``ProgramCache/defaultDirectory()``.
+    ///   - programBinaries: when binaries go to that directory (by default, unless the driver keeps compiled kernels
+    ///     itself, as PoCL does).
+    public init(device: Device? = nil, programCacheDirectory: String? = ProgramCache.defaultDirectory(),
+                programBinaries: ProgramCache.BinaryPolicy = .unlessTheDriverCaches) throws {
         let device = try device ?? Device.selected()
         self.device = device
         var deviceID: cl_device_id? = device.id
@@ -34,7 +38,7 @@ public final class Context: @unchecked Sendable {
             clReleaseContext(handle)
             throw error
         }
-        programs = ProgramCache(directory: programCacheDirectory)
+        programs = ProgramCache(directory: programCacheDirectory, binaries: programBinaries)
     }
 
     deinit { clReleaseContext(handle) }

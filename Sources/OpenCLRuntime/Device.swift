@@ -38,6 +38,12 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
     /// Whether the device does arithmetic on `half` (`cl_khr_fp16`). Every device can store fp16
     /// through `vload_half`/`vstore_half`.
     public var supportsHalf: Bool { extensions.contains("cl_khr_fp16") }
+    /// Whether the driver keeps compiled kernels on disk itself, keyed by source and options: PoCL's kernel cache
+    /// (unless `POCL_KERNEL_CACHE=0`). Asking such a driver for program binaries only costs time: PoCL compiles every
+    /// kernel of the program for it (7.6 s of a cut cross-entropy candidate's 10.9 s cold build).
+    public var driverCachesCompiledKernels: Bool {
+        platformName.contains("Portable Computing Language") && ProcessInfo.processInfo.environment["POCL_KERNEL_CACHE"] != "0"
+    }
     /// Whether the device supports `double` (`cl_khr_fp64`).
     public var supportsDouble: Bool { extensions.contains("cl_khr_fp64") }
 

@@ -3,7 +3,8 @@ import Foundation
 import Synchronization
 
 /// Built programs by (device, source, options): in memory for this process, and on disk as device
-/// binaries so that a second process start does not rebuild them.
+/// binaries so that a second process start does not rebuild them, except on a driver that keeps compiled kernels
+/// itself (``Device/driverCachesCompiledKernels``: PoCL), where its own cache serves the second start.
 ///
 /// The on-disk key hashes the device's name, vendor, driver and platform versions, the source and the
 /// options, so a driver update or an edited kernel never loads a stale binary. A binary the driver
@@ -20,13 +21,28 @@ public final class ProgramCache: Sendable {
         }
     }
 
+    /// When binaries are stored on disk.
+    public enum BinaryPolicy: Sendable {
+        /// For every device.
+        case always
+        /// Unless the device's driver keeps compiled kernels itself (``Device/driverCachesCompiledKernels``).
+        case unlessTheDriverCaches
+    }
+
     /// Where binaries are stored, or `nil` for memory only.
     public let directory: String?
+    public let binaries: BinaryPolicy
     private let entries = Mutex<[String: Program]>([:])
     private let counters = Mutex(Statistics())
 
-    public init(directory: String?) {
+    public init(directory: String?, binaries: BinaryPolicy = .unlessTheDriverCaches) {
         self.directory = directory
+        self.binaries = binaries
+    }
+
+    /// Whether programs of `device` go to (and come from) the disk.
+    public func storesBinaries(for device: Device) -> Bool {
+        directory != nil && (binaries == .always || !device.driverCachesCompiledKernels)
     }
 
     public var statistics: Statistics { counters.withLock { $0 } }
@@ -55,13 +71,14 @@ public final class ProgramCache: Sendable {
             return cached
         }
         let program: Program
-        if let loaded = loadFromDisk(context, key: key, options: options) {
+        let disk = storesBinaries(for: context.device)
+        if disk, let loaded = loadFromDisk(context, key: key, options: options) {
             counters.withLock { $0.diskHits += 1 }
             program = loaded
         } else {
             program = try Program.build(context, source: source, options: options)
             counters.withLock { $0.builds += 1 }
-            saveToDisk(program, key: key)
+            if disk { saveToDisk(program, key: key) }
         }
         return entries.withLock { table in
             if let raced = table[key] { return raced }

@@ -33,13 +33,13 @@ import Testing
     @Test func secondStartLoadsTheBinaryFromDiskWithoutRebuilding() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tk-programs-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let first = try Context(programCacheDirectory: folder)
+        let first = try Context(programCacheDirectory: folder, programBinaries: .always)
         _ = try first.programs.program(first, source: Self.source, options: "")
         #expect(first.programs.statistics.builds == 1)
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".bin") }.count == 1)
 
         // A new context with its own cache object stands for a second process start.
-        let second = try Context(programCacheDirectory: folder)
+        let second = try Context(programCacheDirectory: folder, programBinaries: .always)
         let program = try second.programs.program(second, source: Self.source, options: "")
         #expect(second.programs.statistics == .init(memoryHits: 0, diskHits: 1, builds: 0))
         let data = try DeviceBuffer<Float>(second, [3])
@@ -51,15 +51,27 @@ import Testing
         #expect(second.programs.statistics.builds == 1)
     }
 
+    /// By default no binary is stored for a driver that keeps compiled kernels itself (PoCL: asking it for binaries
+    /// compiles every kernel of the program), and one is for any other.
+    @Test func binariesAreStoredUnlessTheDriverCaches() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tk-programs-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let context = try Context(programCacheDirectory: folder)
+        _ = try context.programs.program(context, source: Self.source, options: "-DDEFAULT_POLICY")
+        let stored = (try? FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".bin") }.count) ?? 0
+        #expect(stored == (context.device.driverCachesCompiledKernels ? 0 : 1), "\(context.device.platformName)")
+        #expect(context.programs.storesBinaries(for: context.device) == !context.device.driverCachesCompiledKernels)
+    }
+
     @Test func corruptBinaryIsRebuiltFromSource() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tk-programs-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let first = try Context(programCacheDirectory: folder)
+        let first = try Context(programCacheDirectory: folder, programBinaries: .always)
         _ = try first.programs.program(first, source: Self.source, options: "")
         for name in try FileManager.default.contentsOfDirectory(atPath: folder) {
             try Data("garbage".utf8).write(to: URL(fileURLWithPath: folder + "/" + name))
         }
-        let second = try Context(programCacheDirectory: folder)
+        let second = try Context(programCacheDirectory: folder, programBinaries: .always)
         _ = try second.programs.program(second, source: Self.source, options: "")
         #expect(second.programs.statistics.builds == 1)
     }

@@ -43,7 +43,7 @@ extension CCEHarness {
         // The materialized path reads the targets as given, in the vocabulary's own order.
         var unordered = problem
         unordered.sortVocabulary = false
-        var options = family.options(unordered, Configuration(variant: "tiled", [:]))
+        var options = family.utilityOptions(unordered)
         if floats { options = options.replacingOccurrences(of: "-DPRECISION=0xBF16", with: "-DPRECISION=32") }
         let lse = try DeviceBuffer<Float>(context, count: rows), losses = try DeviceBuffer<Float>(context, count: rows)
         let total = try DeviceBuffer<Float>(context, count: 1), valid = try DeviceBuffer<Int32>(context, count: 1)

@@ -254,13 +254,13 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         } else {
             output = try Loss(family: self, problem: problem, configuration: config, source: source)
         }
-        if checkTargets { try self.checkTargets(problem, config, targets) }
+        if checkTargets { try self.checkTargets(problem, targets) }
         let vs = config["VS"]!
         // The forward's scratch first: allocated after the ordering's temporary buffers are released, it made
         // oclgrind report the forward's partial sums as uninitialized (the results were right).
         _ = try core.scratch("part", count: vs * problem.rows * 4, of: Float.self)
         let (order, positions) = problem.sortVocabulary
-            ? try vocabularyOrder(problem, config, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets,
+            ? try vocabularyOrder(problem, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets,
                                   into: (output.order, output.positions))
             : (nil, nil)
         let events = try core.serialized {
@@ -317,11 +317,24 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
 
     // MARK: Kernels
 
-    /// The build options of a configuration for a problem: its parameters and the problem's options.
+    /// The build options of a configuration's tuned kernels (forward, backward) for a problem: its parameters and
+    /// the problem's options. Only those kernels are compiled (`CCE_TILED`).
     func options(_ problem: CCEProblem, _ config: Configuration) -> String {
+        config.defines + " -DCCE_TILED" + problemDefines(problem)
+    }
+
+    /// The build options of the kernels that are never tuned (the reduction, the target check, the vocabulary
+    /// order, the materialized baseline): the problem's options alone, so one build serves every candidate.
+    func utilityOptions(_ problem: CCEProblem) -> String {
+        "-DCCE_UTILITY" + problemDefines(problem)
+    }
+
+    /// The defines of the problem's options (storage, bias, shift, ignore index, softcap, z-loss, smoothing,
+    /// filter, order).
+    private func problemDefines(_ problem: CCEProblem) -> String {
         func literal(_ value: Double) -> String { String(format: "%.9ef", value) }
         let filter = problem.threshold
-        var options = config.defines + " -DPRECISION=\(problem.precision.define)"
+        var options = " -DPRECISION=\(problem.precision.define)"
         options += " -DHAS_BIAS=\(problem.bias ? 1 : 0) -DSHIFT=\(problem.shift ? 1 : 0) -DIGNORE=(\(problem.ignoreIndex))"
         options += " -DUSE_SOFTCAP=\(problem.softcap > 0 ? 1 : 0) -DSOFTCAP=\(literal(problem.softcap > 0 ? problem.softcap : 1))"
         options += " -DZLOSS=\(literal(problem.zLoss)) -DSMOOTH=\(literal(problem.labelSmoothing))"
@@ -358,7 +371,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
                         LocalMemory(bytes: tb * 20)]))
         events.append(try core.kernel("cce_forward_finish", options: options).launch(
             on: queue, global: [roundUp(rows, 64)], local: [64], arguments: [r, v, part, targets, lse, losses]))
-        events.append(try core.kernel("cce_reduce", options: options).launch(
+        events.append(try core.kernel("cce_reduce", options: utilityOptions(problem)).launch(
             on: queue, global: [64], local: [64],
             arguments: [r, Int32(problem.reduction == .mean ? 1 : 0), losses, targets, total, valid]))
         return events
@@ -404,10 +417,10 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     /// The vocabulary by decreasing logit of the mean embedding: `order[position]` = class, and each row's target
     /// position. Reads V floats and the targets, sorts on the host, uploads both.
     /// - Parameter into: buffers of an earlier call to upload into when large enough (no allocation).
-    func vocabularyOrder(_ problem: CCEProblem, _ config: Configuration, embeddings: any AnyDeviceBuffer, classifier: any AnyDeviceBuffer,
+    func vocabularyOrder(_ problem: CCEProblem, embeddings: any AnyDeviceBuffer, classifier: any AnyDeviceBuffer,
                          bias: (any AnyDeviceBuffer)?, targets: DeviceBuffer<Int32>,
                          into: (DeviceBuffer<Int32>?, DeviceBuffer<Int32>?) = (nil, nil)) throws -> (DeviceBuffer<Int32>, DeviceBuffer<Int32>) {
-        let options = self.options(problem, config)
+        let options = utilityOptions(problem)
         let (v, d) = (problem.vocab, problem.dim)
         let meanE = try core.scratch("mean-embedding", count: d, of: Float.self), average = try core.scratch("average-logit", count: v, of: Float.self)
         let (e, c) = (try argument(embeddings), try argument(classifier))
@@ -438,11 +451,11 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     }
 
     /// Checks the targets on the device; throws for the first one outside [0, V) that is not the ignore index.
-    /// (Built with the call's options: the same program as its other kernels.)
-    func checkTargets(_ problem: CCEProblem, _ config: Configuration, _ targets: DeviceBuffer<Int32>) throws {
+    /// (Built with the problem's utility options: one build serves every configuration.)
+    func checkTargets(_ problem: CCEProblem, _ targets: DeviceBuffer<Int32>) throws {
         let bad = try core.scratch("bad-target", count: 1, of: Int32.self)
         try bad.upload([Int32(problem.tokens)])
-        let options = self.options(problem, config)
+        let options = utilityOptions(problem)
         try core.serialized {
             _ = try core.kernel("cce_check_targets", options: options).launch(
                 on: context.queue, global: [roundUp(problem.tokens, 64)], local: [64],
