@@ -31,6 +31,7 @@ public struct AutotuneCommand<Registry: FamilyRegistry>: ParsableCommand {
     public static func main() {
         // The OpenBLAS baselines run the CPU's widest kernels, even where OpenBLAS does not know the CPU.
         OpenBLASCore.reexecutingWithTheBestCoreIfNeeded()
+        CLBlastBaseline.register()
         let arguments = Array(CommandLine.arguments.dropFirst())
         let groups: [[String]] = [["tune"], ["bench"], ["verify"], ["bench", "per-shape"]]
         for group in groups.sorted(by: { $0.count > $1.count }) where arguments.count > group.count && Array(arguments.prefix(group.count)) == group {

@@ -172,7 +172,7 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
 
         // Rows: ours (the dispatcher's choice), each --config, each baseline; timed once per round, interleaved.
         let extra = try bench.configs.map { try decodeConfiguration($0) }
-        var baselines = harness.baselines() + ExtraBaselines.baselines(for: harness, problem: problem)
+        var baselines = harness.baselines() + BaselineRegistry.baselines(for: Family.self, harness: harness, problem: problem)
         let unknown = bench.skipped.filter { name in !baselines.contains { $0.name == name } }
         guard unknown.isEmpty else {
             throw ValidationError("--skip \(unknown.joined(separator: ", ")): no such baseline of \(Family.name) \(problem); its baselines are "

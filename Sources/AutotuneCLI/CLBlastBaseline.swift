@@ -4,16 +4,14 @@ import Dispatch
 import OpenCLRuntime
 import TunedKernels
 
-/// Baselines that need libraries the TunedKernels library does not link (CLBlast), by family.
-enum ExtraBaselines {
-    static func baselines<Harness: KernelHarness, Problem>(for harness: Harness, problem: Problem) -> [Baseline] {
-        if let gemm = harness as? GEMMHarness { return CLBlastBaseline.baselines(gemm) }
-        return []
-    }
-}
 
 /// CLBlast's GEMM on the same device buffers, as the OpenCL baseline of `bench gemm`.
 enum CLBlastBaseline {
+    /// Registers CLBlast as a baseline of `bench gemm` (the CLI links CLBlast; the library does not).
+    static func register() {
+        BaselineRegistry.register(GEMM.self, name: "clblast") { harness, _ in baselines(harness) }
+    }
+
     struct Failure: Error, CustomStringConvertible {
         let description: String
     }
