@@ -20,6 +20,7 @@ public final class Bandwidth: KernelFamily, @unchecked Sendable {
     public static let name = "bandwidth"
     public static let summary = "the device's streaming read bandwidth (a tuned read-and-sum kernel)"
     public static let variants = ["read"]
+    public static let conformanceProblems = [Problem(megabytes: 1)]
     public static let problemOptions = [ProblemOption("megabytes", .integer, help: "MiB read per call.", default: "256", primary: true)]
 
     public static func key(_ problem: Problem) -> TuningKey { TuningKey(kernel: name, sizes: [problem.megabytes]) }

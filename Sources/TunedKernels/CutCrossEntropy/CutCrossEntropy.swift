@@ -30,6 +30,10 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     public static let name = "cce"
     public static let summary = "cut cross-entropy: loss and gradients of a large-vocabulary classifier without the logits in memory"
     public static let variants = ["tiled"]
+    public static let conformanceProblems = [
+        CCEProblem(tokens: 19, vocab: 37, dim: 13, precision: .half, bias: true, softcap: 5, shift: true, zLoss: 1e-3, labelSmoothing: 0.1),
+        CCEProblem(tokens: 9, vocab: 20, dim: 5, precision: .bfloat16, reduction: .none, ignoreIndex: 3, sortVocabulary: true),
+    ]
     public static let problemOptions: [ProblemOption] = [
         ProblemOption("tokens", .integer, help: "N: rows of the embeddings E (N x D) and targets.", primary: true),
         ProblemOption("vocab", .integer, help: "V: rows of the classifier C (V x D).", default: "32768"),
@@ -157,6 +161,8 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         return (limits.kind == .cpu ? cpu + gpu : gpu + cpu)
             + [tiled(8, 16, mr: 1, nr: 1, vw: 1), tiled(8, 16, mr: 1, nr: 1, vw: 1, kc: 32, acc: 0)]
     }
+
+    public func buildOptions(_ configuration: Configuration, for problem: CCEProblem) -> String { options(problem, configuration) }
 
     public func harness(_ problem: CCEProblem, seed: UInt64) throws -> CCEHarness {
         try CCEHarness(family: self, problem: problem, seed: seed)

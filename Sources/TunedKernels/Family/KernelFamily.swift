@@ -59,6 +59,9 @@ public protocol KernelFamily: AnyObject, Sendable {
     /// The names of the kernel variants (the `variant` of every configuration, one search space each): a
     /// database entry of another variant is refused when the family loads its database.
     static var variants: [String] { get }
+    /// A few small problems, together reaching every kernel and option of the family: the conformance suite runs
+    /// them (oclgrind, refusals, the space, defaults on canned limits, a short tune).
+    static var conformanceProblems: [Problem] { get }
     /// The program source of every configuration (by default `Kernels/common.cl` + `Kernels/<name>.cl`).
     static func kernelSource() throws -> String
 
@@ -80,6 +83,9 @@ public protocol KernelFamily: AnyObject, Sendable {
     func defaults(for problem: Problem) -> [Configuration]
     /// Seeded inputs on the device, the CPU reference result, and launches.
     func harness(_ problem: Problem, seed: UInt64) throws -> Harness
+    /// The build options of the program of `configuration`'s tuned kernels for `problem` (by default its
+    /// parameters as defines): what a change of a parameter must change.
+    func buildOptions(_ configuration: Configuration, for problem: Problem) -> String
     /// A stricter check than the harness's, for `autotune verify` and the oclgrind tests (canaries around the
     /// buffers, odd offsets...); by default the harness's own check of one launch on poisoned outputs.
     func verify(_ problem: Problem, configuration: Configuration?, seed: UInt64) throws -> Verification
@@ -108,6 +114,8 @@ extension KernelFamily {
                                           + variants.joined(separator: ", "))
         }
     }
+
+    public func buildOptions(_ configuration: Configuration, for problem: Problem) -> String { configuration.defines }
 
     public var context: Context { core.context }
     public var database: TuningDatabase { core.database }

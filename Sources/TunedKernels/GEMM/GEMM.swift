@@ -31,6 +31,8 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
     public static let name = "gemm"
     public static let summary = "C = alpha * op(A) * op(B) + beta * C, fp16 or fp32 storage with fp32 accumulation"
     public static let variants = GEMMVariant.allCases.map(\.rawValue)
+    public static let conformanceProblems = [GEMMProblem(m: 7, n: 5, k: 3, batch: 2, precision: .single, layout: .tn),
+                                             GEMMProblem(m: 19, n: 23, k: 17, precision: .half)]
     public static let problemOptions: [ProblemOption] = [
         ProblemOption("shape", .dimensions(["m", "n", "k"]), help: "M, N and K: op(A) is M x K, op(B) K x N.", primary: true),
         .choice("precision", Precision.self, help: "Storage precision.", default: .half),
@@ -79,6 +81,10 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
 
     public func defaults(for problem: GEMMProblem) -> [Configuration] {
         GEMMDefaults.configurations(for: problem, limits: limits)
+    }
+
+    public func buildOptions(_ configuration: Configuration, for problem: GEMMProblem) -> String {
+        Self.buildOptions(configuration, problem: problem)
     }
 
     public func harness(_ problem: GEMMProblem, seed: UInt64) throws -> GEMMHarness {

@@ -15,6 +15,7 @@ final class VectorAdd: KernelFamily, @unchecked Sendable {
     static let name = "vadd"
     static let summary = "c = a + b on fp32 vectors (a test fixture)"
     static let variants = ["vadd"]
+    static let conformanceProblems = [Problem(n: 37)]
     static let problemOptions = [ProblemOption("n", .integer, help: "Vector length.", primary: true)]
 
     /// Each work-item adds WPT runs of VW elements; every access is guarded.

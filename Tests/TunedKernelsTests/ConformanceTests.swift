@@ -1,0 +1,165 @@
+import Autotuning
+import Foundation
+import OpenCLRuntime
+import Testing
+@testable import TunedKernels
+
+/// What every registered family must do, checked from the registry on each family's own conformance problems:
+/// a family registered later is covered without touching this suite.
+///
+/// - absurd sizes (0, negative, and sizes far beyond any device) are refused by `needs` and the device check with a
+///   ``ProblemError``, never a trap;
+/// - every search parameter changes the preprocessed program (a parameter the kernels never read doubles the
+///   space for nothing);
+/// - a default is valid on canned CPU limits and on a GPU's (48 KiB of local memory, 256 work-items), and the
+///   dispatcher chooses one;
+/// - a budget-2 tune stores an entry that a dispatcher on that database then uses, and its result is correct.
+@Suite(.serialized) struct ConformanceTests {
+    static let cpu = DeviceLimits(kind: .cpu, maxWorkGroupSize: 4096, maxWorkItemSizes: [4096, 4096, 4096], localMemoryBytes: 1 << 20,
+                                  supportsHalf: false, nativeFloatVectorWidth: 16)
+    static let gpu = DeviceLimits(kind: .gpu, maxWorkGroupSize: 256, maxWorkItemSizes: [256, 256, 64], localMemoryBytes: 48 << 10,
+                                  supportsHalf: true, nativeFloatVectorWidth: 1)
+
+    static var families: [any KernelFamily.Type] { KernelFamilies.families }
+
+    @Test func everyFamilyDeclaresConformanceProblems() {
+        for family in Self.families {
+            #expect(!Self.problems(family).isEmpty, "\(family.name) declares no conformance problem")
+        }
+    }
+
+    static func problems<F: KernelFamily>(_ family: F.Type) -> [Any] { F.conformanceProblems }
+
+    // MARK: Refusals
+
+    @Test func absurdSizesAreRefusedWithoutATrap() throws {
+        let device = try #require(Shared.context).device
+        for family in Self.families { try Self.checkRefusals(family, device: device) }
+    }
+
+    /// The integer options that are sizes: dimensions, and integers whose default is positive (an ignore index is not).
+    static func sizeKeys(_ options: [ProblemOption]) -> [String] {
+        options.flatMap { option -> [String] in
+            switch option.kind {
+            case .dimensions(let keys): keys
+            case .integer where option.isPrimary || (option.defaultValue.flatMap { Int($0) } ?? 0) >= 1: [option.name]
+            default: []
+            }
+        }
+    }
+
+    static func checkRefusals<F: KernelFamily>(_ family: F.Type, device: Device) throws {
+        for problem in F.conformanceProblems {
+            #expect(throws: Never.self, "\(F.name) \(problem)") { _ = try F.needs(problem) }
+            let json = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(problem)) as? [String: Any])
+            for key in sizeKeys(F.problemOptions) where json[key] != nil {
+                for value in [0, -1, Int.max, Int.max / 3, 1 << 40] {
+                    var changed = json
+                    changed[key] = value
+                    let data = try JSONSerialization.data(withJSONObject: changed)
+                    // Decoding may already refuse it; what decodes, `needs` must refuse, naming the problem.
+                    guard let bad = try? ProblemParser.decode(F.Problem.self, family: F.name, options: F.problemOptions, data: data) else { continue }
+                    #expect(throws: ProblemError.self, "\(F.name): \(key) = \(value) is not refused in \(bad)") {
+                        try F.needs(bad).checkDevice(device)
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: The space
+
+    @Test func everyParameterChangesThePreprocessedProgram() throws {
+        let context = try #require(Shared.context)
+        for family in Self.families { try Self.checkParameters(family, context: context) }
+    }
+
+    static func checkParameters<F: KernelFamily>(_ family: F.Type, context: Context) throws {
+        let source = try F.kernelSource()
+        for limits in [cpu, gpu] {
+            let instance = F(core: try FamilyCore(context: context, database: TuningDatabase(), limits: limits, source: F.kernelSource))
+            for problem in F.conformanceProblems {
+                for space in instance.spaces(for: problem) {
+                    guard let base = space.enumerate(limit: 1).first else { continue }
+                    let baseText = try preprocess(source, instance.buildOptions(base, for: problem))
+                    for parameter in space.parameters where parameter.values.count > 1 {
+                        let other = parameter.values.lazy.filter { $0 != base[parameter.name] }.map { value -> Configuration in
+                            var changed = base
+                            changed.values[parameter.name] = value
+                            return changed
+                        }.first(where: space.isValid)
+                        guard let other else { continue }
+                        let text = try preprocess(source, instance.buildOptions(other, for: problem))
+                        #expect(text != baseText, "\(F.name) \(space.variant): \(parameter.name) does not change the compiled code")
+                    }
+                }
+            }
+        }
+    }
+
+    /// `source` through the C preprocessor with the `-D` options of `options`.
+    static func preprocess(_ source: String, _ options: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["cpp", "-P", "-x", "c"] + options.split(separator: " ").map(String.init).filter { $0.hasPrefix("-D") } + ["-"]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        input.fileHandleForWriting.write(Data(source.utf8))
+        try input.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw CocoaError(.executableLoad) }
+        return text
+    }
+
+    // MARK: Defaults
+
+    @Test func aDefaultIsValidOnCannedCPUAndGPULimits() throws {
+        let context = try #require(Shared.context)
+        for family in Self.families { try Self.checkDefaults(family, context: context) }
+    }
+
+    static func checkDefaults<F: KernelFamily>(_ family: F.Type, context: Context) throws {
+        for limits in [cpu, gpu] {
+            let instance = F(core: try FamilyCore(context: context, database: TuningDatabase(), limits: limits, source: F.kernelSource))
+            for problem in F.conformanceProblems {
+                let defaults = instance.defaults(for: problem)
+                #expect(defaults.contains { instance.violations(of: $0, for: problem).isEmpty },
+                        "\(F.name) \(problem): no default is valid on \(limits.kind): \(defaults.map { instance.violations(of: $0, for: problem) })")
+                let (chosen, source) = instance.configuration(for: problem)
+                #expect(source == .default && instance.violations(of: chosen, for: problem).isEmpty, "\(F.name) \(problem) on \(limits.kind)")
+            }
+        }
+    }
+
+    // MARK: A short tune
+
+    @Test func aShortTuneStoresAnEntryTheDispatcherUses() throws {
+        let context = try #require(Shared.context)
+        for family in Self.families { try Self.checkTune(family, context: context) }
+    }
+
+    static func checkTune<F: KernelFamily>(_ family: F.Type, context: Context) throws {
+        let folder = CLI.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let problem = try #require(F.conformanceProblems.first)
+        var options = TuningOptions()
+        options.budget = 2
+        options.confirm = 1
+        options.repetitions = 1
+        options.minimumSeconds = 0
+        options.databasePath = folder + "/db.json"
+        options.journalDirectory = folder + "/journals"
+        let result = try Tuner(try F(context: context, database: TuningDatabase()), options: options).tune(problem)
+        let best = try #require(result.best, "\(F.name) \(problem): nothing succeeded")
+        var database = TuningDatabase()
+        database.overlay(try #require(try TuningDatabase.read(path: folder + "/db.json")), source: "test")
+        let tuned = try F(context: context, database: database)
+        #expect(tuned.configuration(for: problem) == (best.config, .tuned), "\(F.name) \(problem)")
+        let verification = try tuned.verify(problem, configuration: nil, seed: 5)
+        #expect(verification.passed && verification.source == .tuned, "\(F.name) \(problem): \(verification.checks.map(\.check))")
+    }
+}
