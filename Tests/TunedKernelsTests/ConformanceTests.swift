@@ -7,6 +7,7 @@ import Testing
 /// What every registered family must do, checked from the registry on each family's own conformance problems:
 /// a family registered later is covered without touching this suite.
 ///
+/// - `verify` passes under oclgrind;
 /// - absurd sizes (0, negative, and sizes far beyond any device) are refused by `needs` and the device check with a
 ///   ``ProblemError``, never a trap;
 /// - every search parameter changes the preprocessed program (a parameter the kernels never read doubles the
@@ -29,6 +30,21 @@ import Testing
     }
 
     static func problems<F: KernelFamily>(_ family: F.Type) -> [Any] { F.conformanceProblems }
+
+    // MARK: oclgrind
+
+    /// `autotune verify <family> --problem <json>` under oclgrind (memory, uninitialized values, data races) with the
+    /// dispatcher's choice on oclgrind's device, for every conformance problem.
+    @Test func everyConformanceProblemRunsCleanUnderOclgrind() throws {
+        for family in Self.families { try Self.checkOclgrind(family) }
+    }
+
+    static func checkOclgrind<F: KernelFamily>(_ family: F.Type) throws {
+        for problem in F.conformanceProblems {
+            let json = String(decoding: try JSONEncoder().encode(problem), as: UTF8.self)
+            try OclgrindTests.expectClean(["verify", F.name, "--problem", json])
+        }
+    }
 
     // MARK: Refusals
 
