@@ -266,5 +266,15 @@ import Testing
         let moreTargets = try DeviceBuffer<Int32>(context, test.targets + test.targets)
         let moreE = try DeviceBuffer<Float>(context, test.e + test.e)
         #expect { try cce.loss(larger, embeddings: moreE, classifier: c, targets: moreTargets, reusing: first) } throws: { "\($0)".contains("too small") }
+        // A loss call into it that fails (a bad target) leaves it refused by the gradients until the next good one.
+        let bad = try DeviceBuffer<Int32>(context, test.targets.map { _ in Int32(problem.vocab) })
+        #expect(throws: CCEError.self) { try cce.loss(problem, embeddings: e, classifier: c, targets: bad, reusing: first) }
+        let dE = try DeviceBuffer<Float>(context, count: test.e.count), dC = try DeviceBuffer<Float>(context, count: test.c.count)
+        let one = try DeviceBuffer<Float>(context, [1])
+        #expect { try cce.gradients(problem, embeddings: e, classifier: c, targets: targets, loss: first, gradOutput: one, dEmbeddings: dE, dClassifier: dC) }
+            throws: { "\($0)".contains("no complete result") }
+        _ = try cce.loss(problem, embeddings: e, classifier: c, targets: targets, reusing: first)
+        try cce.gradients(problem, embeddings: e, classifier: c, targets: targets, loss: first, gradOutput: one, dEmbeddings: dE, dClassifier: dC)
+        try context.queue.finish()
     }
 }

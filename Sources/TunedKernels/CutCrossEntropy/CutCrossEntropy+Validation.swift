@@ -88,6 +88,7 @@ extension CutCrossEntropy {
     /// the saved values) on the same input buffers.
     func checkMatch(_ loss: Loss, _ problem: CCEProblem, inputs: [AnyObject]) throws {
         guard loss.family === self else { throw CCEError.mismatch("the Loss was computed by another CutCrossEntropy (or context)") }
+        guard !loss.inputs.isEmpty else { throw CCEError.mismatch("the Loss holds no complete result: the last loss call into it failed") }
         var given = problem, saved = loss.problem
         given.data = .trained
         saved.data = .trained

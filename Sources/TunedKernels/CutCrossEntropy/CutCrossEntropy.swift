@@ -215,6 +215,9 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
             return lse.count >= problem.rows && tileMax.count >= ceilDiv(problem.rows, tb) * ceilDiv(problem.vocab, nb)
         }
 
+        /// Marks the buffers as holding no complete result (a call computing into them has started).
+        func invalidate() { inputs = [] }
+
         func record(_ problem: CCEProblem, inputs: [AnyObject], order: DeviceBuffer<Int32>?, positions: DeviceBuffer<Int32>?,
                     launch: KernelLaunch) {
             self.problem = problem
@@ -257,6 +260,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
                 throw CCEError.mismatch("the Loss to reuse is too small for \(problem) with \(config) (it was made for \(reusing.problem))")
             }
             output = reusing
+            output.invalidate()  // until this call has recorded its result
         } else {
             output = try Loss(family: self, problem: problem, configuration: config, source: source)
         }
