@@ -36,6 +36,8 @@ struct BenchResult: Encodable {
     var metrics: [String: Double] = [:]
     /// What a baseline ran, in words (``Baseline/Result/labels``), written as keys of the row.
     var labels: [String: String] = [:]
+    /// What one call of the row does (not encoded): the rates' and the progress line's yardstick.
+    let work: Work
 
     private enum CodingKeys: String, CodingKey {
         case name, seconds, gflops, bytes, gbps, max_abs_error, tolerance, peak_device_bytes, device_seconds, config, config_source, error,
@@ -82,6 +84,7 @@ struct BenchResult: Encodable {
     init(name: String, seconds: Double?, work: Work, check: Check?, peakDeviceBytes: Int? = nil, error: String? = nil) {
         self.name = name
         self.seconds = seconds
+        self.work = work
         gflops = seconds.flatMap(work.gflops)
         bytes = work.bytes > 0 ? work.bytes : nil
         gbps = seconds.flatMap(work.gbps)
@@ -236,9 +239,7 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
             }
         }
         for result in results {
-            let rate = result.gflops.map { String(format: "%.1f GFLOP/s", $0) } ?? result.gbps.map { String(format: "%.1f GB/s", $0) }
-                ?? result.seconds.map { String(format: "%.4f ms", $0 * 1000) } ?? "-"
-            progress("  \(result.name): " + rate + (result.error.map { " (\($0))" } ?? ""))
+            progress("  \(result.name): " + (result.seconds.map { result.work.rate($0) } ?? "-") + (result.error.map { " (\($0))" } ?? ""))
         }
 
         let report = Report(kernel: Family.name, device: context.device.name, database: family.core.origin, problem: problem, results: results)

@@ -1,6 +1,7 @@
 import Autotuning
 import Foundation
 import OpenCLRuntime
+import Synchronization
 import Testing
 @testable import TunedKernels
 
@@ -246,6 +247,24 @@ import Testing
         let loss = try cce.loss(wide, embeddings: e, classifier: c, targets: try DeviceBuffer<Int32>(context, [3, 7]))
         // Every logit is 0: the loss of each row is log V.
         #expect(abs(Double(try loss.value()) - log(Double(1 << 25))) < 1e-3)
+    }
+
+    /// Calls from several threads on one family each get their own target check (its scratch is shared under
+    /// one lock): a bad target throws in its own call only.
+    @Test func concurrentTargetChecksDoNotMix() throws {
+        let cce = try #require(Self.cce)
+        let context = cce.context
+        let problem = CCEProblem(tokens: 5, vocab: 7, dim: 3, precision: .single, filter: "off")
+        let e = try DeviceBuffer<Float>(context, count: 15), c = try DeviceBuffer<Float>(context, count: 21)
+        try e.fill(0.5)
+        try c.fill(0.25)
+        let good = try DeviceBuffer<Int32>(context, [0, 6, -100, 3, 1]), bad = try DeviceBuffer<Int32>(context, [0, 6, -100, 7, 1])
+        let outcomes = Mutex([Bool?](repeating: nil, count: 16))
+        DispatchQueue.concurrentPerform(iterations: 16) { index in
+            let threw = (try? cce.loss(problem, embeddings: e, classifier: c, targets: index % 2 == 0 ? good : bad)) == nil
+            outcomes.withLock { $0[index] = threw }
+        }
+        #expect(outcomes.withLock { $0 } == (0..<16).map { $0 % 2 == 1 })
     }
 
     /// A loss computed into the buffers of an earlier one allocates nothing and gives the same values.

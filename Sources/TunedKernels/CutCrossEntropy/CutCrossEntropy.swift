@@ -218,6 +218,12 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         /// Marks the buffers as holding no complete result (a call computing into them has started).
         func invalidate() { inputs = [] }
 
+        /// A call's input buffers in the order a `Loss` records them: embeddings, classifier, targets, bias.
+        static func inputs(_ embeddings: any AnyDeviceBuffer, _ classifier: any AnyDeviceBuffer, _ targets: DeviceBuffer<Int32>,
+                           _ bias: (any AnyDeviceBuffer)?) -> [AnyObject] {
+            [embeddings, classifier, targets] + (bias.map { [$0] } ?? [])
+        }
+
         func record(_ problem: CCEProblem, inputs: [AnyObject], order: DeviceBuffer<Int32>?, positions: DeviceBuffer<Int32>?,
                     launch: KernelLaunch) {
             self.problem = problem
@@ -277,8 +283,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
             try forwardKernels(problem, config, embeddings: embeddings, classifier: classifier, bias: bias, targets: positions ?? targets,
                                order: order, loss: output)
         }
-        let inputs: [AnyObject] = [embeddings, classifier, targets] + (bias.map { [$0] } ?? [])
-        output.record(problem, inputs: inputs, order: order, positions: positions,
+        output.record(problem, inputs: Loss.inputs(embeddings, classifier, targets, bias), order: order, positions: positions,
                       launch: KernelLaunch(configuration: config, source: source, events: events))
         return output
     }
@@ -306,7 +311,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         try checkAliasing(inputs: [("embeddings", embeddings), ("classifier", classifier), ("bias", bias), ("targets", targets),
                                    ("gradOutput", gradOutput), ("the saved loss", loss.lse)],
                           outputs: [("dEmbeddings", dEmbeddings), ("dClassifier", dClassifier), ("dBias", dBias)])
-        try checkMatch(loss, problem, inputs: [embeddings, classifier, targets] + (bias.map { [$0] } ?? []))
+        try checkMatch(loss, problem, inputs: Loss.inputs(embeddings, classifier, targets, bias))
         let (config, source) = (loss.launch.configuration, loss.launch.source)
         let events = try core.serialized {
             try backwardKernels(problem, config, embeddings: embeddings, classifier: classifier, bias: bias,
@@ -432,16 +437,17 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
                          into: (DeviceBuffer<Int32>?, DeviceBuffer<Int32>?) = (nil, nil)) throws -> (DeviceBuffer<Int32>, DeviceBuffer<Int32>) {
         let options = utilityOptions(problem)
         let (v, d) = (problem.vocab, problem.dim)
-        let meanE = try core.scratch("mean-embedding", count: d, of: Float.self), average = try core.scratch("average-logit", count: v, of: Float.self)
         let (e, c) = (try argument(embeddings), try argument(classifier))
         let b = try bias.map(argument) ?? e
-        try core.serialized {
+        // The scratch is shared by the family's calls: used and read under one lock.
+        let logits = try core.serialized {
+            let meanE = try core.scratch("mean-embedding", count: d, of: Float.self), average = try core.scratch("average-logit", count: v, of: Float.self)
             _ = try core.kernel("cce_mean_rows", options: options).launch(
                 on: context.queue, global: [roundUp(d, 64)], local: [64], arguments: [Int32(problem.rows), Int32(d), e, meanE])
             _ = try core.kernel("cce_average_logit", options: options).launch(
                 on: context.queue, global: [roundUp(v, 64)], local: [64], arguments: [Int32(v), Int32(d), c, b, meanE, average])
+            return try average.download(count: v)
         }
-        let logits = try average.download(count: v)
         let order = (0..<v).sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
         var rank = [Int32](repeating: 0, count: v)
         for (position, id) in order.enumerated() { rank[id] = Int32(position) }
@@ -463,15 +469,16 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     /// Checks the targets on the device; throws for the first one outside [0, V) that is not the ignore index.
     /// (Built with the problem's utility options: one build serves every configuration.)
     func checkTargets(_ problem: CCEProblem, _ targets: DeviceBuffer<Int32>) throws {
-        let bad = try core.scratch("bad-target", count: 1, of: Int32.self)
-        try bad.upload([Int32(problem.tokens)])
         let options = utilityOptions(problem)
-        try core.serialized {
+        // The scratch is shared by the family's calls: set, used and read under one lock.
+        let position = try core.serialized {
+            let bad = try core.scratch("bad-target", count: 1, of: Int32.self)
+            try bad.upload([Int32(problem.tokens)])
             _ = try core.kernel("cce_check_targets", options: options).launch(
                 on: context.queue, global: [roundUp(problem.tokens, 64)], local: [64],
                 arguments: [Int32(problem.tokens), Int32(problem.vocab), targets, bad])
+            return Int(try bad.download(count: 1)[0])
         }
-        let position = Int(try bad.download(count: 1)[0])
         if position < problem.tokens {
             let value = try targets.download(offset: position, count: 1)[0]
             throw CCEError.targetOutOfRange(position: position, target: Int(value), vocab: problem.vocab, ignoreIndex: problem.ignoreIndex)

@@ -37,9 +37,10 @@ extension GEMM {
             guard !overflow, span <= Int(Int32.max) - shape.columns else {
                 throw GEMMError.tooLarge("one matrix of \(name) spans more than \(Int32.max) elements ((rows-1)*ld + columns); split the problem")
             }
-            guard let end = operand.end(rows: shape.rows, columns: shape.columns, batch: problem.batch), end <= operand.buffer.count else {
+            let end = operand.end(rows: shape.rows, columns: shape.columns, batch: problem.batch)
+            guard let end, end <= operand.buffer.count else {
                 throw GEMMError.bufferTooSmall(
-                    "\(name) needs \(operand.end(rows: shape.rows, columns: shape.columns, batch: problem.batch).map(String.init) ?? "more than Int.max") elements (offset \(operand.offset), batch \(problem.batch) x stride \(operand.batchStride), "
+                    "\(name) needs \(end.map(String.init) ?? "more than Int.max") elements (offset \(operand.offset), batch \(problem.batch) x stride \(operand.batchStride), "
                         + "\(shape.rows)x\(shape.columns) with leading dimension \(operand.leadingDimension)) but its buffer holds \(operand.buffer.count)")
             }
         }
