@@ -10,7 +10,12 @@
  * in local memory from fp32 copies of its E rows and C rows (zero-padded to DP, a multiple of VW): the
  * rows the work-group owns (staged once) transposed, the rows it streams row-major.
  *
- * Defines (all kernels of one configuration share them):
+ * Programs: a role's tuned kernels alone (-DCCE_FORWARD with the forward role's configuration, -DCCE_BACKWARD
+ * with the backward's), or the kernels that are never tuned (-DCCE_UTILITY, the problem's options alone: one
+ * build serves every candidate); none of the three builds everything.
+ *
+ * Defines (the kernels of one role's configuration share them; the backward's TB and NB are the forward's,
+ * whose per-tile bounds it reads):
  *   TB  tokens per tile, NB vocabulary entries per tile (a multiple of 16),
  *   MR x NR the logits' register block (MR vectors of VW rows of the owner side -- E in the forward and
  *   dE kernels, C in the dC kernel -- by NR rows of the other; MR*VW and NR divide TB and NB),
@@ -28,6 +33,11 @@
  * No kernel requires any size to be a multiple of anything: edge rows and columns are zero-filled
  * when staged and masked when reduced or stored.
  */
+#if !defined(CCE_FORWARD) && !defined(CCE_BACKWARD) && !defined(CCE_UTILITY)
+#define CCE_FORWARD
+#define CCE_BACKWARD
+#define CCE_UTILITY
+#endif
 
 #ifndef TB
 #define TB 32
@@ -283,7 +293,7 @@ inline void ce_tile(__local float* Z, __local float* Es, __local float* Cs, cons
   }
 }
 
-#if !defined(CCE_UTILITY) /* the tuned kernels: a candidate's build compiles these alone (-DCCE_TILED) */
+#ifdef CCE_FORWARD /* the forward role's tuned kernels: a forward candidate's build compiles these alone */
 /* ------------------------------------------------------------------------------------------------ */
 /* Forward                                                                                          */
 /* ------------------------------------------------------------------------------------------------ */
@@ -389,9 +399,9 @@ __kernel void cce_forward_finish(const int ROWS, const int V, const __global flo
   loss[i] = t == CE_IGNORED ? 0.0f : (1.0f - SMOOTH) * (m - zt) + smooth + log(sum) + ZLOSS * l * l;
 }
 
-#endif /* !CCE_UTILITY */
+#endif /* CCE_FORWARD */
 
-#if !defined(CCE_TILED) /* kernels never tuned: built once per device and problem options (-DCCE_UTILITY) */
+#ifdef CCE_UTILITY /* kernels never tuned: built once per device and problem options */
 /*
  * cce_reduce: one work-group of RG work-items: total[0] = sum (or mean over valid rows) of loss,
  * count[0] = valid rows. Deterministic (fixed order). NDRange: global (RG), local (RG); RG = 64.
@@ -440,9 +450,9 @@ __kernel void cce_check_targets(const int N, const int V, const __global int* ta
     atomic_min(bad, i);
 }
 
-#endif /* !CCE_TILED */
+#endif /* CCE_UTILITY */
 
-#if !defined(CCE_UTILITY)
+#ifdef CCE_BACKWARD /* the backward role's tuned kernels */
 /* ------------------------------------------------------------------------------------------------ */
 /* Backward                                                                                         */
 /* ------------------------------------------------------------------------------------------------ */
@@ -694,9 +704,9 @@ void cce_backward_c(const int ROWS, const int V, const int D, const int DP,
 #endif
 }
 
-#endif /* !CCE_UTILITY */
+#endif /* CCE_BACKWARD */
 
-#if !defined(CCE_TILED)
+#ifdef CCE_UTILITY
 /* ------------------------------------------------------------------------------------------------ */
 /* Vocabulary ordering by average logit (ORDERED): the host sorts `avg`, uploads the order and maps   */
 /* the targets to positions.                                                                         */
@@ -841,4 +851,4 @@ __kernel void cce_mat_colsum(const int ROWS, const int V, const __global real* G
   for (int i = 0; i < ROWS; ++i) s += LOADF1(G, (long)i * V + j);
   STOREF1(db, j, s);
 }
-#endif /* !CCE_TILED */
+#endif /* CCE_UTILITY */

@@ -11,7 +11,7 @@ var options = TuningOptions()                        // evolutionary search, jou
 options.budget = CommandLine.arguments.dropFirst().first.flatMap { Int($0) } ?? 8
 options.isolation = .thisExecutable                 // candidates run in a worker process; .inProcess needs none
 let problem = GEMMProblem(m: 256, n: 384, k: 128, precision: .half)
-let result = try Tuner(gemm, options: options).tune(problem)
+let result = try Tuner(gemm, options: options).tune(problem)[0]   // one result per kernel role; GEMM has one
 guard let best = result.best else { fatalError("no candidate succeeded: \(result.failureDetails.map(\.status))") }
 print("\(problem): \(best.config) at \(best.gflops ?? 0) GFLOP/s after \(result.evaluations) evaluations; saved to \(result.savedTo ?? "-")")
 print("the dispatcher now picks: \(try GEMM(context: gemm.context).configuration(for: problem))")

@@ -28,6 +28,9 @@ struct BenchResult: Encodable {
     var device_seconds: Double? = nil
     var config: Configuration? = nil
     var config_source: String? = nil
+    /// The configuration of every kernel role of the call, with its source (written for families of several roles;
+    /// `config` is then the last role's).
+    var roles: [RoleChoice]? = nil
     var error: String? = nil
     /// The errors of the parts of a result (``Check/parts``), null where not finite, and their tolerances.
     var part_errors: [String: Double?]? = nil
@@ -40,7 +43,7 @@ struct BenchResult: Encodable {
     let work: Work
 
     private enum CodingKeys: String, CodingKey {
-        case name, seconds, gflops, bytes, gbps, max_abs_error, tolerance, peak_device_bytes, device_seconds, config, config_source, error,
+        case name, seconds, gflops, bytes, gbps, max_abs_error, tolerance, peak_device_bytes, device_seconds, config, config_source, roles, error,
              part_errors, part_tolerances
     }
 
@@ -66,6 +69,7 @@ struct BenchResult: Encodable {
         try container.encodeIfPresent(device_seconds, forKey: .device_seconds)
         try container.encodeIfPresent(config, forKey: .config)
         try container.encodeIfPresent(config_source, forKey: .config_source)
+        try container.encodeIfPresent(roles, forKey: .roles)
         try container.encodeIfPresent(error, forKey: .error)
         try container.encodeIfPresent(part_errors, forKey: .part_errors)
         try container.encodeIfPresent(part_tolerances, forKey: .part_tolerances)
@@ -223,6 +227,7 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
             result.metrics = last.metrics
             result.config = last.configuration
             result.config_source = row == 0 ? last.source.rawValue : "option"
+            if Family.roles.count > 1 { result.roles = last.choices }
             results.append(result)
         }
         for (index, baseline) in baselines.enumerated() {
@@ -258,7 +263,11 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
             figures += r.labels.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }
             if !figures.isEmpty { print("\(r.name): " + figures.joined(separator: ", ")) }
         }
-        print("config: \(results[0].config.map { "\($0)" } ?? "-") (\(results[0].config_source ?? ""))")
+        if let roles = results[0].roles {
+            for choice in roles { print("config of the \(choice.role): \(choice.config) (\(choice.source.rawValue))") }
+        } else {
+            print("config: \(results[0].config.map { "\($0)" } ?? "-") (\(results[0].config_source ?? ""))")
+        }
         print("database: \(family.core.origin.summary)")
         for index in extra.indices { print("config-\(index + 1): \(extra[index])") }
     }

@@ -26,7 +26,9 @@ struct TuneFamily<Family: KernelFamily>: ParsableCommand {
                 without measuring anything twice. A failure of the environment (kernel sources missing, no device) \
                 stops the run and is not journaled. At the end the --confirm fastest candidates are timed again in \
                 three interleaved rounds, and the best median per problem is merged into --output (default: the \
-                user's database for this device).
+                user's database for this device). A family of several kernel roles (\(Family.roles.count > 1 ? Family.name + ": " + Family.roles.map(\.name).joined(separator: ", ") : "not this one")) \
+                has each role tuned in turn, the roles it depends on first (each with --budget evaluations), or the \
+                --role given alone, on the dispatcher's current choices of the roles it depends on.
 
                 """ + FamilyHelp.problemOptions(Family.self)
         )
@@ -34,6 +36,8 @@ struct TuneFamily<Family: KernelFamily>: ParsableCommand {
 
     @Option(help: "A file with one problem per line: the family's main option alone (e.g. 1024x1024x1024), problem options, or a JSON problem; the command line's problem options apply under each line (# starts a comment).")
     var shapesFile: String?
+    @Option(help: "Tune this kernel role alone (\(Family.roles.map(\.name).joined(separator: ", "))); default: every role in turn.")
+    var role: String?
     @Option(help: "Search strategy: \(StrategyKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var strategy: StrategyKind = TuningOptions.defaultStrategy
     @Option(help: "Unique configurations to evaluate per problem.") var budget = 60
@@ -54,6 +58,9 @@ struct TuneFamily<Family: KernelFamily>: ParsableCommand {
     var problemWords: [String] = []
 
     func validate() throws {
+        if let role, Family.role(named: role) == nil {
+            throw ValidationError("--role \(role): \(Family.name) has the roles \(Family.roles.map(\.name).joined(separator: ", "))")
+        }
         do { try options().validate() } catch let error as TuningOptionsError { throw ValidationError(error.message) }
         _ = try FamilyHelp.problems(Family.self, words: problemWords, file: shapesFile)
     }
@@ -88,15 +95,18 @@ struct TuneFamily<Family: KernelFamily>: ParsableCommand {
         for problem in problems { try family.check(problem) }
         let tuner = try Tuner(family, options: options())
         var results: [TuningResult<Family.Problem>] = []
+        let roles = role.flatMap(Family.role(named:)).map { [$0] } ?? Family.roles
         for problem in problems {
-            let bar = ProgressBar(total: budget, label: "\(Family.name) \(problem)")
-            tuner.observer = bar
-            results.append(try tuner.tune(problem))
+            for role in roles {
+                let bar = ProgressBar(total: budget, label: "\(Family.name)\(Family.roles.count > 1 ? " " + role.name : "") \(problem)")
+                tuner.observer = bar
+                results.append(try tuner.tune(problem, role: role))
+            }
         }
         // The report first: a plot that cannot be written (the path was checked, but a disk can fill) loses nothing.
         func writePlot() throws {
             guard let plot else { return }
-            let series = results.map { r in ConvergencePlot.Series(name: "\(r.problem)", values: r.history.map { $0.map { $0 * 1000 } }) }
+            let series = results.map { r in ConvergencePlot.Series(name: "\(r.problem)" + (Family.roles.count > 1 ? " \(r.role)" : ""), values: r.history.map { $0.map { $0 * 1000 } }) }
             do {
                 try ConvergencePlot(title: "\(Family.name) on \(context.device.name): \(strategy.rawValue), budget \(budget)",
                                     xLabel: "unique evaluations", yLabel: "best time so far (ms)", series: series, logY: true).write(to: plot)
@@ -111,8 +121,9 @@ struct TuneFamily<Family: KernelFamily>: ParsableCommand {
             try writePlot()
             return
         }
-        print(table(["problem", "best", "ms", "evaluations", "measured", "failures", "best configuration"], results.map { r in
-            [r.problem.description, r.best.map { Family.work(r.problem).rate($0.seconds) } ?? "-", format(r.best.map { $0.seconds * 1000 }, 3),
+        let roleColumn = Family.roles.count > 1
+        print(table(["problem"] + (roleColumn ? ["role"] : []) + ["best", "ms", "evaluations", "measured", "failures", "best configuration"], results.map { r in
+            [r.problem.description] + (roleColumn ? [r.role] : []) + [r.best.map { Family.work(r.problem).rate($0.seconds) } ?? "-", format(r.best.map { $0.seconds * 1000 }, 3),
              "\(r.evaluations)", "\(r.measured)", "\(r.failures)", r.best.map { "\($0.config)" } ?? "-"]
         }))
         let saved = results.filter { $0.savedTo != nil }.count

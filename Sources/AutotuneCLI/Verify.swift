@@ -20,14 +20,16 @@ struct VerifyFamily<Family: KernelFamily>: ParsableCommand {
         )
     }
 
-    @Option(help: "A configuration as JSON, e.g. '{\"variant\":\"direct\",...}'; default: the dispatcher's choice.") var config: String?
+    @Option(name: .customLong("config"),
+            help: ArgumentHelp("A configuration as JSON, e.g. '{\"variant\":\"direct\",...}', of the kernel role its variant belongs to (repeatable: one per role); other roles get the dispatcher's choice.", valueName: "json"))
+    var configs: [String] = []
     @Option(help: "Seed of the inputs.") var seed: UInt64 = 7
     @OptionGroup var output: OutputOptions
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("The problem options (see above).", visibility: .hidden))
     var problemWords: [String] = []
 
     func validate() throws {
-        if let config { _ = try decodeConfiguration(config) }
+        _ = try configs.map { try decodeConfiguration($0) }
         _ = try FamilyHelp.problems(Family.self, words: problemWords, file: nil)
     }
 
@@ -68,25 +70,30 @@ struct VerifyFamily<Family: KernelFamily>: ParsableCommand {
     }
 
     struct Report: Encodable {
-        let kernel: String, device: String, problem: Family.Problem, config: Configuration, config_source: String, passed: Bool
+        let kernel: String, device: String, problem: Family.Problem, config: Configuration, config_source: String
+        /// The configuration of every kernel role of the call (one for a family of one role).
+        let roles: [RoleChoice]
+        let passed: Bool
         let checks: [CheckReport]
         let canary_violations: Int, input_violations: Int
     }
 
     func run() throws {
         let problem = try FamilyHelp.problems(Family.self, words: problemWords, file: nil)[0]
-        let configuration = try config.map { try decodeConfiguration($0) }
+        let configurations = try configs.map { try decodeConfiguration($0) }
         let context = try Context()
         let family = try Family(context: context)
         try family.check(problem)
-        let verification = try family.verify(problem, configuration: configuration, seed: seed)
+        let verification = try family.verify(problem, configurations: configurations, seed: seed)
         let checks = verification.checks.map { name, check in CheckReport(name: name, check: check) }
         if output.json {
             try printJSON(Report(kernel: Family.name, device: context.device.name, problem: problem, config: verification.configuration,
-                                 config_source: verification.source.rawValue, passed: verification.passed, checks: checks,
+                                 config_source: verification.source.rawValue, roles: verification.choices, passed: verification.passed, checks: checks,
                                  canary_violations: verification.canaryViolations, input_violations: verification.inputViolations))
         } else {
-            print("\(verification.passed ? "PASS" : "FAIL") \(Family.name) \(problem) on \(context.device.name) with \(verification.configuration):")
+            let with = verification.choices.count == 1 ? "\(verification.configuration)"
+                : verification.choices.map { "\($0.role) \($0.config)" }.joined(separator: ", ")
+            print("\(verification.passed ? "PASS" : "FAIL") \(Family.name) \(problem) on \(context.device.name) with \(with):")
             for check in checks { check.lines().forEach { print($0) } }
             print("  \(verification.canaryViolations) canary and \(verification.inputViolations) input violations")
         }

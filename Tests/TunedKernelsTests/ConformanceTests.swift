@@ -14,7 +14,8 @@ import Testing
 ///   space for nothing);
 /// - a default is valid on canned CPU limits and on a GPU's (48 KiB of local memory, 256 work-items), and the
 ///   dispatcher chooses one;
-/// - a budget-2 tune stores an entry that a dispatcher on that database then uses, and its result is correct.
+/// - a budget-2 tune stores an entry per role that a dispatcher on that database then uses, and its result is correct;
+/// - roles are declared with unique names and variants, dependencies first.
 @Suite(.serialized) struct ConformanceTests {
     static let cpu = DeviceLimits(kind: .cpu, maxWorkGroupSize: 4096, maxWorkItemSizes: [4096, 4096, 4096], localMemoryBytes: 1 << 20,
                                   supportsHalf: false, nativeFloatVectorWidth: 16)
@@ -26,6 +27,22 @@ import Testing
     @Test func everyFamilyDeclaresConformanceProblems() {
         for family in Self.families {
             #expect(!Self.problems(family).isEmpty, "\(family.name) declares no conformance problem")
+        }
+    }
+
+    /// At least one role; names and variants unique (a variant tells its role); a role depends only on roles
+    /// declared before it (the order in which they are chosen and tuned).
+    @Test func everyFamilyDeclaresItsRolesInDependencyOrder() {
+        for family in Self.families { Self.checkRoles(family) }
+    }
+
+    static func checkRoles<F: KernelFamily>(_ family: F.Type) {
+        #expect(!F.roles.isEmpty, "\(F.name) declares no role")
+        #expect(Set(F.roles.map(\.name)).count == F.roles.count, "\(F.name): two roles share a name")
+        #expect(Set(F.variants).count == F.variants.count && !F.variants.isEmpty, "\(F.name): a variant belongs to two roles, or none is declared")
+        for (index, role) in F.roles.enumerated() {
+            let earlier = F.roles[..<index].map(\.name)
+            #expect(role.dependsOn.allSatisfy(earlier.contains), "\(F.name) \(role): depends on a role not declared before it")
         }
     }
 
@@ -95,7 +112,8 @@ import Testing
         for limits in [cpu, gpu] {
             let instance = F(core: try FamilyCore(context: context, database: TuningDatabase(), limits: limits, source: F.kernelSource))
             for problem in F.conformanceProblems {
-                for space in instance.spaces(for: problem) {
+                for role in F.roles {
+                for space in instance.spaces(for: problem, role: role, given: instance.given(for: problem, role: role)) {
                     guard let base = space.enumerate(limit: 1).first else { continue }
                     let baseText = try preprocess(source, instance.buildOptions(base, for: problem))
                     for parameter in space.parameters where parameter.values.count > 1 {
@@ -108,6 +126,7 @@ import Testing
                         let text = try preprocess(source, instance.buildOptions(other, for: problem))
                         #expect(text != baseText, "\(F.name) \(space.variant): \(parameter.name) does not change the compiled code")
                     }
+                }
                 }
             }
         }
@@ -142,11 +161,15 @@ import Testing
         for limits in [cpu, gpu] {
             let instance = F(core: try FamilyCore(context: context, database: TuningDatabase(), limits: limits, source: F.kernelSource))
             for problem in F.conformanceProblems {
-                let defaults = instance.defaults(for: problem)
-                #expect(defaults.contains { instance.violations(of: $0, for: problem).isEmpty },
-                        "\(F.name) \(problem): no default is valid on \(limits.kind): \(defaults.map { instance.violations(of: $0, for: problem) })")
-                let (chosen, source) = instance.configuration(for: problem)
-                #expect(source == .default && instance.violations(of: chosen, for: problem).isEmpty, "\(F.name) \(problem) on \(limits.kind)")
+                for role in F.roles {
+                    let given = instance.given(for: problem, role: role)
+                    let defaults = instance.defaults(for: problem, role: role, given: given)
+                    let valid = { (configuration: Configuration) in instance.violations(of: configuration, for: problem, role: role, given: given) }
+                    #expect(defaults.contains { valid($0).isEmpty },
+                            "\(F.name) \(role) \(problem): no default is valid on \(limits.kind): \(defaults.map(valid))")
+                    let (chosen, source) = instance.configuration(for: problem, role: role)
+                    #expect(source == .default && valid(chosen).isEmpty, "\(F.name) \(role) \(problem) on \(limits.kind)")
+                }
             }
         }
     }
@@ -169,13 +192,19 @@ import Testing
         options.minimumSeconds = 0
         options.databasePath = folder + "/db.json"
         options.journalDirectory = folder + "/journals"
-        let result = try Tuner(try F(context: context, database: TuningDatabase()), options: options).tune(problem)
-        let best = try #require(result.best, "\(F.name) \(problem): nothing succeeded")
+        // Every role in turn, each tuned given the roles before it: one entry per role, each the dispatcher's choice.
+        let results = try Tuner(try F(context: context, database: TuningDatabase()), options: options).tune(problem)
+        #expect(results.map(\.role) == F.roles.map(\.name))
         var database = TuningDatabase()
         database.overlay(try #require(try TuningDatabase.read(path: folder + "/db.json")), source: "test")
         let tuned = try F(context: context, database: database)
-        #expect(tuned.configuration(for: problem) == (best.config, .tuned), "\(F.name) \(problem)")
-        let verification = try tuned.verify(problem, configuration: nil, seed: 5)
-        #expect(verification.passed && verification.source == .tuned, "\(F.name) \(problem): \(verification.checks.map(\.check))")
+        for (role, result) in zip(F.roles, results) {
+            let best = try #require(result.best, "\(F.name) \(role) \(problem): nothing succeeded")
+            #expect(tuned.configuration(for: problem, role: role) == (best.config, .tuned), "\(F.name) \(role) \(problem)")
+            #expect(result.given == tuned.given(for: problem, role: role), "\(F.name) \(role): tuned given other configurations than a call's")
+        }
+        let verification = try tuned.verify(problem, configurations: [], seed: 5)
+        #expect(verification.passed && verification.choices.allSatisfy { $0.source == .tuned },
+                "\(F.name) \(problem): \(verification.checks.map(\.check))")
     }
 }

@@ -10,12 +10,12 @@ import Testing
     static let cce: CutCrossEntropy? = Shared.context.flatMap { try? CutCrossEntropy(context: $0, database: .init()) }
 
     /// Runs the forward and backward once on the harness's data (20% of targets ignored) and checks every part.
-    static func expectCorrect(_ problem: CCEProblem, configuration: Configuration? = nil, seed: UInt64 = 3, family: CutCrossEntropy? = nil,
+    static func expectCorrect(_ problem: CCEProblem, configurations: [Configuration] = [], seed: UInt64 = 3, family: CutCrossEntropy? = nil,
                               sourceLocation: SourceLocation = #_sourceLocation) throws {
         let cce = try #require(family ?? cce)
         let harness = try CCEHarness(family: cce, problem: problem, seed: seed, ignoredFraction: 0.2)
         try harness.reset()
-        _ = try harness.launch(configuration)
+        _ = try harness.launch(configurations, role: nil)
         try cce.context.queue.finish()
         let check = try harness.check()
         let failing = check.parts.filter { !$0.value.passed }.map { "\($0.key) \($0.value.maxAbsError) > \($0.value.tolerance)" }
@@ -84,18 +84,24 @@ import Testing
 
     /// Several configurations, including work-groups of many work-items, vocabulary splits, narrow vectors,
     /// register blocks that do not divide the tiles, and D chunks that do not divide D (whole rows where D is
-    /// smaller than the chunk).
+    /// smaller than the chunk). The last gives the backward another block, chunk, vector width and work-group than
+    /// the forward on the same tiles.
     @Test(arguments: [
-        Configuration(variant: "tiled", ["TB": 16, "NB": 32, "KC": 32, "MR": 2, "NR": 4, "VW": 4, "WG": 16, "VS": 4, "PMR": 8, "PNV": 4, "ACC": 1]),
-        Configuration(variant: "tiled", ["TB": 8, "NB": 16, "KC": 0, "MR": 8, "NR": 1, "VW": 1, "WG": 4, "VS": 2, "PMR": 1, "PNV": 1, "ACC": 1]),
-        Configuration(variant: "tiled", ["TB": 128, "NB": 64, "KC": 64, "MR": 4, "NR": 8, "VW": 16, "WG": 1, "VS": 8, "PMR": 2, "PNV": 4, "ACC": 1]),
+        CutCrossEntropy.configurations(["TB": 16, "NB": 32, "KC": 32, "MR": 2, "NR": 4, "VW": 4, "WG": 16, "VS": 4, "PMR": 8, "PNV": 4, "ACC": 1]),
+        CutCrossEntropy.configurations(["TB": 8, "NB": 16, "KC": 0, "MR": 8, "NR": 1, "VW": 1, "WG": 4, "VS": 2, "PMR": 1, "PNV": 1, "ACC": 1]),
+        CutCrossEntropy.configurations(["TB": 128, "NB": 64, "KC": 64, "MR": 4, "NR": 8, "VW": 16, "WG": 1, "VS": 8, "PMR": 2, "PNV": 4, "ACC": 1]),
+        [Configuration(variant: "forward", ["TB": 32, "NB": 16, "KC": 0, "MR": 1, "NR": 8, "VW": 16, "WG": 1, "VS": 2]),
+         Configuration(variant: "backward", ["TB": 32, "NB": 16, "KC": 32, "MR": 2, "NR": 2, "VW": 4, "WG": 4, "PMR": 2, "PNV": 1, "ACC": 1])],
     ])
-    func configurations(configuration: Configuration) throws {
+    func configurations(configurations: [Configuration]) throws {
         for (n, v, d) in [(252, 507, 123), (1, 3, 1)] {
-            var config = configuration
-            if config["KC"]! >= d { config.values["KC"] = 0 }
+            let configs = configurations.map { configuration in
+                var config = configuration
+                if config["KC"]! >= d { config.values["KC"] = 0 }
+                return config
+            }
             try Self.expectCorrect(CCEProblem(tokens: n, vocab: v, dim: d, precision: .half, bias: true, shift: n > 1, filter: "off", data: .uniform),
-                                   configuration: config)
+                                   configurations: configs)
         }
     }
 
@@ -110,14 +116,14 @@ import Testing
         limits.localMemoryBytes = 48 * 1024
         let cce = CutCrossEntropy(core: try FamilyCore(context: device, database: .init(), limits: limits, source: CutCrossEntropy.kernelSource))
         let d = 300
-        let config = Configuration(variant: "tiled", ["TB": 32, "NB": 16, "KC": 64, "MR": 2, "NR": 2, "VW": 4, "WG": 4, "VS": 2,
-                                                      "PMR": 4, "PNV": 2, "ACC": 0])
+        let config = CutCrossEntropy.configurations(["TB": 32, "NB": 16, "KC": 64, "MR": 2, "NR": 2, "VW": 4, "WG": 4, "VS": 2,
+                                                     "PMR": 4, "PNV": 2, "ACC": 0])
         let local = CutCrossEntropy.localFloats(tb: 32, nb: 16, vw: 4, kc: 64, localAccumulators: true, dim: d) * 4
         try #require(local > limits.localMemoryBytes, "48 KiB holds \(local) bytes")
         try Self.expectCorrect(CCEProblem(tokens: 131, vocab: 61, dim: d, precision: precision, bias: true, softcap: 20, shift: true,
-                                          zLoss: 1e-3, labelSmoothing: 0.1, filter: "off", data: .uniform), configuration: config, family: cce)
+                                          zLoss: 1e-3, labelSmoothing: 0.1, filter: "off", data: .uniform), configurations: config, family: cce)
         try Self.expectCorrect(CCEProblem(tokens: 131, vocab: 61, dim: d, precision: precision, filter: precision == .single ? "1e-5" : "auto",
-                                          data: .trained), configuration: config, family: cce)
+                                          data: .trained), configurations: config, family: cce)
     }
 
     /// The space of a large D (8192) on a device with 48 KiB of local memory: only D chunks with global
@@ -126,14 +132,21 @@ import Testing
         let gpu = DeviceLimits(kind: .gpu, maxWorkGroupSize: 1024, maxWorkItemSizes: [1024, 1024, 64], localMemoryBytes: 48 * 1024,
                                supportsHalf: true)
         let problem = CCEProblem(tokens: 4096, vocab: 32768, dim: 8192, precision: .half)
-        let space = try #require(CutCrossEntropy.spaces(for: problem, limits: gpu).first)
-        let valid = try #require(CutCrossEntropy.defaults(for: problem, limits: gpu).first(where: space.isValid))
-        #expect(valid["ACC"] == 0 && valid["KC"]! > 0, "\(valid)")
+        let (forward, backward) = (CutCrossEntropy.roles[0], CutCrossEntropy.roles[1])
+        let forwardSpace = try #require(CutCrossEntropy.spaces(for: problem, role: forward, given: [:], limits: gpu).first)
+        let chosen = try #require(CutCrossEntropy.defaults(for: problem, role: forward, given: [:], limits: gpu).first(where: forwardSpace.isValid))
+        let given = ["forward": chosen]
+        let space = try #require(CutCrossEntropy.spaces(for: problem, role: backward, given: given, limits: gpu).first)
+        let valid = try #require(CutCrossEntropy.defaults(for: problem, role: backward, given: given, limits: gpu).first(where: space.isValid))
+        #expect(valid["ACC"] == 0 && valid["KC"]! > 0 && valid["TB"] == chosen["TB"] && valid["NB"] == chosen["NB"], "\(valid)")
         let cpu = DeviceLimits(kind: .cpu, maxWorkGroupSize: 4096, maxWorkItemSizes: [4096, 4096, 4096], localMemoryBytes: 1 << 20,
                                supportsHalf: false)
         let bench = CCEProblem(tokens: 4096, vocab: 32768, dim: 1024, precision: .half)
-        let first = try #require(CutCrossEntropy.defaults(for: bench, limits: cpu).first)
-        #expect(try #require(CutCrossEntropy.spaces(for: bench, limits: cpu).first).isValid(first) && first["KC"] == 0 && first["ACC"] == 1)
+        let first = try #require(CutCrossEntropy.defaults(for: bench, role: forward, given: [:], limits: cpu).first)
+        let firstBackward = try #require(CutCrossEntropy.defaults(for: bench, role: backward, given: ["forward": first], limits: cpu).first)
+        #expect(try #require(CutCrossEntropy.spaces(for: bench, role: forward, given: [:], limits: cpu).first).isValid(first) && first["KC"] == 0)
+        #expect(try #require(CutCrossEntropy.spaces(for: bench, role: backward, given: ["forward": first], limits: cpu).first).isValid(firstBackward)
+                && firstBackward["KC"] == 0 && firstBackward["ACC"] == 1)
     }
 
     /// The extra device memory of the cut path (beyond E, C, targets, their gradients and the LSE) does not grow
@@ -212,20 +225,49 @@ import Testing
         let reports = try TuneCommandTests.tuneAll(["--tokens", "64", "--vocab", "300", "--dim", "40", "--precision", "single", "--bias",
                                                     "--budget", "4", "--confirm", "2", "--seed", "2", "--output", folder + "/db.json",
                                                     "--journal-dir", folder], family: "cce")
-        let report = try #require(reports.results.first)
-        #expect(report.evaluations == 4 && report.best != nil, "\(report)")
+        // The forward, then the backward on the forward's tuned tiles: one entry each, keyed by role.
+        #expect(reports.results.count == 2)
+        for report in reports.results { #expect(report.evaluations == 4 && report.best != nil, "\(report)") }
         let file = try #require(try TuningDatabase.read(path: folder + "/db.json"))
-        let entry = try #require(file.entries.first)
         let problem = CCEProblem(tokens: 64, vocab: 300, dim: 40, precision: .single, bias: true, filter: "off", data: .uniform)
-        #expect(file.entries.count == 1 && entry.key == CutCrossEntropy.key(problem))
+        let entries = CutCrossEntropy.roles.map { role in file.entries.first { $0.key == CutCrossEntropy.key(problem, role: role) } }
+        #expect(file.entries.count == 2 && entries.allSatisfy { $0 != nil }, "\(file.entries.map(\.key))")
+        #expect(entries[1]?.config["TB"] == entries[0]?.config["TB"] && entries[1]?.config["NB"] == entries[0]?.config["NB"])
         var database = TuningDatabase()
         database.overlay(file, source: folder + "/db.json")
         let tuned = try CutCrossEntropy(context: cce.context, database: database)
         let harness = try CCEHarness(family: tuned, problem: problem, seed: 4, ignoredFraction: 0.2)
         try harness.reset()
         let launch = try harness.launch(nil)
-        #expect(launch.source == .tuned && launch.configuration == entry.config)
+        #expect(launch.choices.map(\.source) == [.tuned, .tuned] && launch.choices.map(\.config) == entries.map { $0?.config })
         #expect(try harness.check().passed)
+    }
+
+    /// Each role alone, as the tuner times it: the forward's kernels and its check of the loss; the backward's two
+    /// kernels on the forward's saved loss (made once); a backward on other tiles than its loss's is refused.
+    @Test func rolesLaunchAndCheckApart() throws {
+        let cce = try #require(Self.cce)
+        let problem = CCEProblem(tokens: 37, vocab: 45, dim: 19, precision: .half, bias: true, filter: "off", data: .uniform)
+        let harness = try CCEHarness(family: cce, problem: problem, seed: 9, ignoredFraction: 0.1)
+        let forward = try harness.measure([], role: "forward", repetitions: 2)
+        #expect(forward.isCorrect && forward.choices.map(\.role) == ["forward"] && Set(forward.check.parts.keys) == ["loss", "lse", "losses"])
+        let backward = try harness.measure([], role: "backward", repetitions: 2)
+        #expect(backward.isCorrect && backward.choices.map(\.role) == ["forward", "backward"] && backward.check.parts["dC"] != nil)
+        try harness.reset()
+        _ = try harness.launch([], role: "forward")
+        let alone = try harness.launch([], role: "backward")
+        #expect(alone.events.count == 2, "the backward launched \(alone.events.count) kernels")
+        #expect(try harness.check().passed)
+
+        let (e, c) = (harness.e, harness.c)
+        let loss = try cce.loss(problem, embeddings: e, classifier: c, bias: harness.bias, targets: harness.targets)
+        var other = cce.configuration(for: problem, role: CutCrossEntropy.roles[1], given: ["forward": loss.launch.configuration]).0
+        other.values["TB"] = other["TB"] == 8 ? 16 : 8
+        #expect { try cce.gradients(problem, embeddings: e, classifier: c, bias: harness.bias, targets: harness.targets, loss: loss,
+                                    gradOutput: harness.grad, dEmbeddings: harness.dE, dClassifier: harness.dC, dBias: harness.dBias,
+                                    configuration: other) } throws: { "\($0)".contains("TB") }
+        #expect { try cce.loss(problem, embeddings: e, classifier: c, bias: harness.bias, targets: harness.targets, configuration: other) }
+            throws: { "\($0)".contains("not a configuration of the forward") }
     }
 
     // MARK: Bad input

@@ -69,11 +69,14 @@ import Testing
     /// problem with every option, filtered and exact, one work-item and several per work-group.
     @Test(arguments: [
         ["--dim", "45", "--precision", "half", "--filter", "off", "--data", "uniform", "--config",
-         #"{"variant":"tiled","TB":8,"NB":16,"KC":32,"MR":2,"NR":4,"VW":4,"WG":4,"VS":2,"PMR":2,"PNV":2,"ACC":1}"#],
+         #"{"variant":"forward","TB":8,"NB":16,"KC":32,"MR":2,"NR":4,"VW":4,"WG":4,"VS":2}"#, "--config",
+         #"{"variant":"backward","TB":8,"NB":16,"KC":32,"MR":2,"NR":4,"VW":4,"WG":4,"PMR":2,"PNV":2,"ACC":1}"#],
         ["--dim", "13", "--precision", "single", "--sort-vocabulary", "--data", "shuffled", "--config",
-         #"{"variant":"tiled","TB":8,"NB":16,"KC":0,"MR":2,"NR":2,"VW":4,"WG":4,"VS":1,"PMR":2,"PNV":2,"ACC":1}"#],
+         #"{"variant":"forward","TB":8,"NB":16,"KC":0,"MR":2,"NR":2,"VW":4,"WG":4,"VS":1}"#, "--config",
+         #"{"variant":"backward","TB":8,"NB":16,"KC":0,"MR":2,"NR":2,"VW":4,"WG":4,"PMR":2,"PNV":2,"ACC":1}"#],
         ["--dim", "13", "--precision", "bfloat16", "--data", "trained", "--config",
-         #"{"variant":"tiled","TB":16,"NB":16,"KC":0,"MR":2,"NR":4,"VW":8,"WG":1,"VS":1,"PMR":4,"PNV":1,"ACC":1}"#],
+         #"{"variant":"forward","TB":16,"NB":16,"KC":0,"MR":2,"NR":4,"VW":8,"WG":1,"VS":1}"#, "--config",
+         #"{"variant":"backward","TB":16,"NB":16,"KC":0,"MR":2,"NR":4,"VW":8,"WG":1,"PMR":4,"PNV":1,"ACC":1}"#],
     ])
     func cutCrossEntropyRunsCleanUnderOclgrind(options: [String]) throws {
         try Self.expectClean(["verify", "cce", "--tokens", "19", "--vocab", "37", "--bias", "--shift", "--softcap", "5",
@@ -92,7 +95,8 @@ import Testing
         try #require(dim <= 1 << 16, "oclgrind reports \(local) bytes of local memory: no D the kernels take exceeds it")
         try Self.expectClean(["verify", "cce", "--tokens", "19", "--vocab", "37", "--bias", "--shift", "--dim", "\(dim)", "--precision", "half",
                               "--data", "uniform", "--config",
-                              #"{"variant":"tiled","TB":8,"NB":16,"KC":32,"MR":2,"NR":2,"VW":4,"WG":4,"VS":1,"PMR":2,"PNV":2,"ACC":0}"#])
+                              #"{"variant":"forward","TB":8,"NB":16,"KC":32,"MR":2,"NR":2,"VW":4,"WG":4,"VS":1}"#, "--config",
+                              #"{"variant":"backward","TB":8,"NB":16,"KC":32,"MR":2,"NR":2,"VW":4,"WG":4,"PMR":2,"PNV":2,"ACC":0}"#])
     }
 
     /// The fixture family's kernel too: the machinery's default verify (one launch on poisoned outputs) under oclgrind.

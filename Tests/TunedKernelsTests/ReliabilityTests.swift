@@ -79,7 +79,7 @@ import TunedKernels
         let device = try #require(selected["index"] as? Int)
         let problem = #"{"m":7,"n":5,"k":3,"batch":1,"precision":"single","layout":"nn"}"#
         func request(_ family: String, _ config: String) -> String {
-            #"{"family":"\#(family)","problem":\#(problem),"config":\#(config),"device":\#(device),"repetitions":1,"minimum_seconds":0,"seed":1}"#
+            #"{"family":"\#(family)","problem":\#(problem),"role":"gemm","given":{},"config":\#(config),"device":\#(device),"repetitions":1,"minimum_seconds":0,"seed":1}"#
         }
         let process = CLI.process(CLI.autotune, ["worker"], environment: ["TUNEDKERNELS_KERNELS_DIR": kernels])
         let input = Pipe(), out = Pipe()

@@ -17,7 +17,7 @@ import TunedKernels
         options.journalDirectory = folder + "/journals"
         let gemm = try GEMM(context: context, database: TuningDatabase())
         let problem = GEMMProblem(m: 33, n: 17, k: 9, precision: .single, layout: .tn)
-        let result = try Tuner(gemm, options: options).tune(problem)
+        let result = try Tuner(gemm, options: options).tune(problem)[0]
         #expect(result.evaluations == 4 && result.measured == 4 && result.problem == problem)
         let best = try #require(result.best)
         #expect(result.savedTo == folder + "/db.json")
@@ -30,7 +30,7 @@ import TunedKernels
         // Again with a larger budget: it starts from the stored best, reads what the journal holds instead of
         // measuring it, and measures each new candidate once.
         options.budget = 6
-        let again = try Tuner(gemm, options: options).tune(problem)
+        let again = try Tuner(gemm, options: options).tune(problem)[0]
         #expect(again.evaluations == 6 && again.fromJournal >= 1 && again.fromJournal + again.measured == 6)
         #expect(try KernelTunerCache.read(path: again.journal).entries.count == 4 + again.measured)
     }

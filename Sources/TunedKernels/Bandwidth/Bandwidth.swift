@@ -19,7 +19,7 @@ public final class Bandwidth: KernelFamily, @unchecked Sendable {
 
     public static let name = "bandwidth"
     public static let summary = "the device's streaming read bandwidth (a tuned read-and-sum kernel)"
-    public static let variants = ["read"]
+    public static let roles = [KernelRole("read", variants: ["read"], summary: "read and sum a buffer")]
     public static let conformanceProblems = [Problem(megabytes: 1)]
     public static let problemOptions = [ProblemOption("megabytes", .integer, help: "MiB read per call.", default: "256", primary: true)]
 
@@ -34,7 +34,7 @@ public final class Bandwidth: KernelFamily, @unchecked Sendable {
 
     /// Reads of `VW` floats, `WPT` per work-item, contiguous (CPU-like) or interleaved (GPU-like), work-groups of
     /// `LOCAL`. `VW * WPT * LOCAL` divides every problem (a multiple of 2^18 floats).
-    public func spaces(for problem: Problem) -> [SearchSpace] {
+    public func spaces(for problem: Problem, role: KernelRole, given: [String: Configuration]) -> [SearchSpace] {
         let parameters = [Parameter("VW", [1, 2, 4, 8, 16]), Parameter("WPT", [1, 4, 16, 64]),
                           Parameter("LOCAL", [1, 16, 64, 256]), Parameter("CONTIGUOUS", [0, 1])]
         let constraints = [
@@ -43,7 +43,7 @@ public final class Bandwidth: KernelFamily, @unchecked Sendable {
         return [SearchSpace(variant: "read", parameters: parameters, constraints: constraints)]
     }
 
-    public func defaults(for problem: Problem) -> [Configuration] {
+    public func defaults(for problem: Problem, role: KernelRole, given: [String: Configuration]) -> [Configuration] {
         let cpu = Configuration(variant: "read", ["VW": 16, "WPT": 16, "LOCAL": 16, "CONTIGUOUS": 1])
         let gpu = Configuration(variant: "read", ["VW": 4, "WPT": 16, "LOCAL": 256, "CONTIGUOUS": 0])
         return (limits.kind == .cpu ? [cpu, gpu] : [gpu, cpu]) + [Configuration(variant: "read", ["VW": 1, "WPT": 1, "LOCAL": 1, "CONTIGUOUS": 1])]
@@ -88,8 +88,8 @@ public final class BandwidthHarness: KernelHarness {
 
     public func reset() throws { try partial?.fill(.nan) }
 
-    public func launch(_ configuration: Configuration?) throws -> KernelLaunch {
-        let (configuration, source) = try family.resolve(configuration, for: problem)
+    public func launch(_ configurations: [Configuration], role: String?) throws -> KernelLaunch {
+        let (configuration, source) = try family.resolve(configurations.first, for: problem)
         let v = configuration.values
         let items = problem.count / (v["VW"]! * v["WPT"]!)
         let groups = items / v["LOCAL"]!
@@ -103,7 +103,7 @@ public final class BandwidthHarness: KernelHarness {
                                                                         arguments: [input, partial!])
         }
         lastGroups = groups
-        return KernelLaunch(configuration: configuration, source: source, events: [event])
+        return KernelLaunch(role: "read", configuration: configuration, source: source, events: [event])
     }
 
     private var lastGroups = 0

@@ -30,6 +30,11 @@ public final class CCEHarness: KernelHarness {
     let dE: any AnyDeviceBuffer, dC: any AnyDeviceBuffer, dBias: (any AnyDeviceBuffer)?
     /// The last launch's saved loss.
     var lastLoss: CutCrossEntropy.Loss?
+    /// The role the last launch ran (nil: the whole call).
+    private var lastRole: String?
+    /// The forward configuration whose result the workspace holds since the last reset (a backward-role launch
+    /// reuses it).
+    private var prepared: Configuration?
     /// The buffers of the saved loss, reused by every launch that fits them (no allocation in the timed region).
     private var workspace: CutCrossEntropy.Loss?
 
@@ -124,22 +129,37 @@ public final class CCEHarness: KernelHarness {
                 bias.map { CCEStorage.rounded($0, precision) }, targets)
     }
 
+    /// Poisons the gradients and the saved loss (NaN): an output a launch leaves unwritten fails ``check()``.
     public func reset() throws {
         lastLoss = nil
+        prepared = nil
         for buffer in [dE, dC] + (dBias.map { [$0] } ?? []) { try CCEStorage.poison(buffer) }
+        if let workspace { for buffer in [workspace.lse, workspace.losses, workspace.total] { try buffer.fill(.nan) } }
     }
 
-    /// The forward (loss) then the backward (gradients).
-    public func launch(_ configuration: Configuration?) throws -> KernelLaunch {
-        let chosen = try family.resolve(configuration, for: problem).0
-        let loss = try family.loss(problem, embeddings: e, classifier: c, bias: bias, targets: targets, configuration: configuration,
-                                   checkTargets: false, reusing: workspace.flatMap { $0.fits(problem, chosen) ? $0 : nil })
+    /// The forward (loss) then the backward (gradients); with `role` "forward" the loss alone, with "backward" the
+    /// gradients alone, from the loss of the forward configuration computed once since the last reset.
+    public func launch(_ configurations: [Configuration], role: String?) throws -> KernelLaunch {
+        guard role == nil || CutCrossEntropy.role(named: role!) != nil else { throw ProblemError("cce has no role \(role!)") }
+        let choices = try family.resolve(configurations, for: problem)
+        let (forward, backward) = (choices[0], choices[1])
+        lastRole = role
+        var events: [Event] = []
+        let loss: CutCrossEntropy.Loss
+        if role == "backward", prepared == forward.config, let workspace {
+            loss = workspace
+        } else {
+            loss = try family.loss(problem, embeddings: e, classifier: c, bias: bias, targets: targets, configuration: forward.config,
+                                   checkTargets: false, reusing: workspace.flatMap { $0.fits(problem, forward.config) ? $0 : nil })
+            workspace = loss
+            prepared = forward.config
+            if role != "backward" { events += loss.launch.events }
+        }
         lastLoss = loss
-        workspace = loss
-        let backward = try family.gradients(problem, embeddings: e, classifier: c, bias: bias, targets: targets, loss: loss,
-                                            gradOutput: grad, dEmbeddings: dE, dClassifier: dC, dBias: dBias)
-        return KernelLaunch(configuration: loss.launch.configuration, source: loss.launch.source,
-                            events: loss.launch.events + backward.events)
+        if role == "forward" { return KernelLaunch(choices: [forward], events: events) }
+        let gradients = try family.gradients(problem, embeddings: e, classifier: c, bias: bias, targets: targets, loss: loss,
+                                             gradOutput: grad, dEmbeddings: dE, dClassifier: dC, dBias: dBias, configuration: backward.config)
+        return KernelLaunch(choices: [forward, backward], events: events + gradients.events)
     }
 
     /// The result against the reference, part by part, each an absolute error against its own tolerance: the
@@ -153,7 +173,9 @@ public final class CCEHarness: KernelHarness {
         let de = try CCEStorage.download(dE, count: problem.tokens * problem.dim)
         let dc = try CCEStorage.download(dC, count: problem.vocab * problem.dim)
         let db = try dBias.map { try CCEStorage.download($0, count: problem.vocab) }
-        return check(total: total, lse: lse, losses: losses, dE: de, dC: dc, dBias: db, filtered: true)
+        let all = check(total: total, lse: lse, losses: losses, dE: de, dC: dc, dBias: db, filtered: true)
+        // A forward alone is checked on its outputs (the gradients are not its).
+        return lastRole == "forward" ? Check(parts: all.parts.filter { ["loss", "lse", "losses"].contains($0.key) }) : all
     }
 
     /// The checks of a result against the reference (shared by every path: ours, the materialized, OpenBLAS).

@@ -29,7 +29,13 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
 
     public static let name = "cce"
     public static let summary = "cut cross-entropy: loss and gradients of a large-vocabulary classifier without the logits in memory"
-    public static let variants = ["tiled"]
+    /// The loss (forward) and the gradients (backward), tuned apart; the backward's tiles are the forward's (it
+    /// reads the forward's per-tile bounds), its register blocks, D chunk, work-group and accumulators its own.
+    public static let roles = [
+        KernelRole("forward", variants: ["forward"], summary: "the loss: logits tiles folded into an online log-sum-exp, per-tile bounds saved"),
+        KernelRole("backward", variants: ["backward"], dependsOn: ["forward"],
+                   summary: "the gradients: tiles recomputed from the saved LSE, skipped where the forward's bound is below the filter"),
+    ]
     public static let conformanceProblems = [
         CCEProblem(tokens: 19, vocab: 37, dim: 13, precision: .half, bias: true, softcap: 5, shift: true, zLoss: 1e-3, labelSmoothing: 0.1),
         CCEProblem(tokens: 9, vocab: 20, dim: 5, precision: .bfloat16, reduction: .none, ignoreIndex: 3, sortVocabulary: true),
@@ -88,41 +94,53 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         return ResourceNeeds(deviceBuffers: [e, c, e, c, rows], hostBytes: host)
     }
 
-    /// One space: the tile of logits (TB tokens x NB vocabulary entries x KC columns of D; KC 0 for whole rows),
-    /// the logits' register block (MR vectors of VW rows of the side a work-group owns, by NR rows of the other),
-    /// the work-group (WG work-items), the forward's vocabulary splits (VS), the gradient products' register block
-    /// (PMR rows x PNV vectors) and where the backward accumulates (ACC 1: local memory; 0: an fp32 scratch in global memory of max(N, V) x D floats,
+    /// The forward's space: the tile of logits (TB tokens x NB vocabulary entries x KC columns of D; KC 0 for whole
+    /// rows), the logits' register block (MR vectors of VW rows of the side a work-group owns, by NR rows of the
+    /// other), the work-group (WG work-items) and the vocabulary splits (VS). The backward's: the forward's TB and NB
+    /// (`given`), its own KC, MR, NR, VW and WG, the gradient products' register block (PMR rows x PNV vectors) and
+    /// where it accumulates (ACC 1: local memory; 0: an fp32 scratch in global memory of max(N, V) x D floats,
     /// allowed only where the local accumulators do not fit, so that the extra memory stays O(tiles) whenever it
-    /// can). Local memory holds fp32 copies of a D chunk of the tile's rows of E and C, the tile, and the local
-    /// accumulators (whole rows, D rounded up to VW).
-    public func spaces(for problem: CCEProblem) -> [SearchSpace] { Self.spaces(for: problem, limits: limits) }
+    /// can). Local memory holds fp32 copies of a D chunk of the tile's rows of E and C, the tile, and the backward's
+    /// local accumulators (whole rows, D rounded up to VW).
+    public func spaces(for problem: CCEProblem, role: KernelRole, given: [String: Configuration]) -> [SearchSpace] {
+        Self.spaces(for: problem, role: role, given: given, limits: limits)
+    }
 
-    /// The spaces of `problem` on a device of `limits`.
-    public static func spaces(for problem: CCEProblem, limits: DeviceLimits) -> [SearchSpace] {
-        let parameters = [
-            Parameter("TB", [8, 16, 32, 64, 128]), Parameter("NB", [16, 32, 64, 128]), Parameter("KC", [0, 32, 64, 128, 256, 512]),
-            Parameter("MR", [1, 2, 4, 8]), Parameter("NR", [1, 2, 4, 8]), Parameter("VW", [1, 4, 8, 16]),
-            Parameter("WG", [1, 4, 16, 64, 256]), Parameter("VS", [1, 2, 4, 8]),
-            Parameter("PMR", [1, 2, 4, 8]), Parameter("PNV", [1, 2, 4]), Parameter("ACC", [1, 0]),
-        ]
+    /// The spaces of `problem`'s `role` on a device of `limits`; the backward's without a forward `given` spans every tile.
+    public static func spaces(for problem: CCEProblem, role: KernelRole, given: [String: Configuration], limits: DeviceLimits) -> [SearchSpace] {
+        let backward = role.name == "backward"
+        let forward = backward ? given["forward"] : nil
+        let tiles = [Parameter("TB", forward?["TB"].map { [$0] } ?? [8, 16, 32, 64, 128]),
+                     Parameter("NB", forward?["NB"].map { [$0] } ?? [16, 32, 64, 128])]
+        let block = [Parameter("KC", [0, 32, 64, 128, 256, 512]), Parameter("MR", [1, 2, 4, 8]), Parameter("NR", [1, 2, 4, 8]),
+                     Parameter("VW", [1, 4, 8, 16]), Parameter("WG", [1, 4, 16, 64, 256])]
+        let own = backward ? [Parameter("PMR", [1, 2, 4, 8]), Parameter("PNV", [1, 2, 4]), Parameter("ACC", [1, 0])] : [Parameter("VS", [1, 2, 4, 8])]
         let d = problem.dim, localBytes = limits.localMemoryBytes
-        let constraints = [
+        var constraints = [
             .divides("TB % (MR*VW) == 0", ["TB", "MR", "VW"], { $0["TB"]! }, { $0["MR"]! * $0["VW"]! }),
             .divides("NB % (MR*VW) == 0", ["NB", "MR", "VW"], { $0["NB"]! }, { $0["MR"]! * $0["VW"]! }),
             .divides("TB % NR == 0", ["TB", "NR"], { $0["TB"]! }, { $0["NR"]! }),
             .divides("NB % NR == 0", ["NB", "NR"], { $0["NB"]! }, { $0["NR"]! }),
             Constraint("dot accumulators MR*NR*VW <= 1024 floats", ["MR", "NR", "VW"]) { $0["MR"]! * $0["NR"]! * $0["VW"]! <= 1024 },
-            Constraint("product accumulators PMR*PNV*VW <= 1024 floats", ["PMR", "PNV", "VW"]) { $0["PMR"]! * $0["PNV"]! * $0["VW"]! <= 1024 },
             Constraint("KC == 0 or KC < D = \(d) (a chunk of the whole row is the whole row)", ["KC"]) { $0["KC"]! < d },
             Constraint("KC % VW == 0", ["KC", "VW"]) { $0["KC"]! % $0["VW"]! == 0 },
-            Constraint("local memory of D = \(d) <= \(localBytes) bytes", ["TB", "NB", "VW", "KC", "ACC"]) { v in
-                Self.localFloats(tb: v["TB"]!, nb: v["NB"]!, vw: v["VW"]!, kc: v["KC"]!, localAccumulators: v["ACC"]! == 1, dim: d) * 4 <= localBytes
-            },
-            Constraint("ACC == 0 only where the local accumulators do not fit", ["TB", "NB", "VW", "KC", "ACC"]) { v in
-                v["ACC"]! == 1 || Self.localFloats(tb: v["TB"]!, nb: v["NB"]!, vw: v["VW"]!, kc: v["KC"]!, localAccumulators: true, dim: d) * 4 > localBytes
-            },
         ] + limits.workGroupConstraints(["WG"]) { ($0["WG"]!, 1) }
-        return [SearchSpace(variant: "tiled", parameters: parameters, constraints: constraints)]
+        if backward {
+            constraints += [
+                Constraint("product accumulators PMR*PNV*VW <= 1024 floats", ["PMR", "PNV", "VW"]) { $0["PMR"]! * $0["PNV"]! * $0["VW"]! <= 1024 },
+                Constraint("local memory of D = \(d) <= \(localBytes) bytes", ["TB", "NB", "VW", "KC", "ACC"]) { v in
+                    Self.localFloats(tb: v["TB"]!, nb: v["NB"]!, vw: v["VW"]!, kc: v["KC"]!, localAccumulators: v["ACC"]! == 1, dim: d) * 4 <= localBytes
+                },
+                Constraint("ACC == 0 only where the local accumulators do not fit", ["TB", "NB", "VW", "KC", "ACC"]) { v in
+                    v["ACC"]! == 1 || Self.localFloats(tb: v["TB"]!, nb: v["NB"]!, vw: v["VW"]!, kc: v["KC"]!, localAccumulators: true, dim: d) * 4 > localBytes
+                },
+            ]
+        } else {
+            constraints.append(Constraint("local memory of D = \(d) <= \(localBytes) bytes", ["TB", "NB", "VW", "KC"]) { v in
+                Self.localFloats(tb: v["TB"]!, nb: v["NB"]!, vw: v["VW"]!, kc: v["KC"]!, localAccumulators: false, dim: d) * 4 <= localBytes
+            })
+        }
+        return [SearchSpace(variant: role.name, parameters: tiles + block + own, constraints: constraints)]
     }
 
     /// The most local memory any kernel of a configuration takes, in floats: a D chunk of the tile's rows of E and
@@ -140,13 +158,43 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     /// 149 and 149 for the 64 x 32 tiles of 4 x 2 dot products this replaced). Filtered: 64 x 16 tiles in 1 x 8 blocks,
     /// which skip more. Then smaller tiles, D chunks, and global accumulators when D leaves too little local memory.
     /// GPU: 64 work-items on smaller tiles, the same fallbacks.
-    public func defaults(for problem: CCEProblem) -> [Configuration] { Self.defaults(for: problem, limits: limits) }
+    ///
+    /// The backward's defaults are those, on the forward's tiles, then the forward's own block with its D chunk and
+    /// the accumulators that fit (always valid where the forward's configuration is: the same local memory).
+    public func defaults(for problem: CCEProblem, role: KernelRole, given: [String: Configuration]) -> [Configuration] {
+        Self.defaults(for: problem, role: role, given: given, limits: limits)
+    }
 
-    /// The defaults of `problem` on a device of `limits`, in order of preference (the first valid one is used).
-    public static func defaults(for problem: CCEProblem, limits: DeviceLimits) -> [Configuration] {
-        func tiled(_ tb: Int, _ nb: Int, mr: Int = 2, nr: Int = 4, vw: Int = 16, wg: Int = 1, kc: Int = 0, acc: Int = 1) -> Configuration {
-            Configuration(variant: "tiled", ["TB": tb, "NB": nb, "KC": kc, "MR": mr, "NR": nr, "VW": vw, "WG": wg, "VS": 1,
-                                             "PMR": 4, "PNV": 4, "ACC": acc])
+    /// The defaults of `problem`'s `role` on a device of `limits`, in order of preference (the first valid one is used).
+    public static func defaults(for problem: CCEProblem, role: KernelRole, given: [String: Configuration], limits: DeviceLimits) -> [Configuration] {
+        let both = defaultPairs(for: problem, limits: limits)
+        guard role.name == "backward" else { return unique(both.map(\.forward)) }
+        guard let forward = given["forward"], let tb = forward["TB"], let nb = forward["NB"] else { return both.map { $0.backward } }
+        func onForwardTiles(_ configuration: Configuration) -> Configuration {
+            var values = configuration.values
+            values["TB"] = tb
+            values["NB"] = nb
+            return Configuration(variant: "backward", values)
+        }
+        let own = [1, 0].map { acc in
+            Configuration(variant: "backward", ["TB": tb, "NB": nb, "KC": forward["KC"] ?? 0, "MR": forward["MR"] ?? 1, "NR": forward["NR"] ?? 1,
+                                                "VW": forward["VW"] ?? 1, "WG": forward["WG"] ?? 1, "PMR": 1, "PNV": 1, "ACC": acc])
+        }
+        return unique(both.filter { $0.backward["TB"] == tb && $0.backward["NB"] == nb }.map(\.backward) + both.map { onForwardTiles($0.backward) } + own)
+    }
+
+    private static func unique(_ configurations: [Configuration]) -> [Configuration] {
+        var seen = Set<Configuration>()
+        return configurations.filter { seen.insert($0).inserted }
+    }
+
+    /// Each default as a forward and a backward configuration, in order of preference.
+    static func defaultPairs(for problem: CCEProblem, limits: DeviceLimits) -> [(forward: Configuration, backward: Configuration)] {
+        func tiled(_ tb: Int, _ nb: Int, mr: Int = 2, nr: Int = 4, vw: Int = 16, wg: Int = 1, kc: Int = 0, acc: Int = 1)
+            -> (forward: Configuration, backward: Configuration) {
+            let shared = ["TB": tb, "NB": nb, "KC": kc, "MR": mr, "NR": nr, "VW": vw, "WG": wg]
+            return (Configuration(variant: "forward", shared.merging(["VS": 1]) { a, _ in a }),
+                    Configuration(variant: "backward", shared.merging(["PMR": 4, "PNV": 4, "ACC": acc]) { a, _ in a }))
         }
         // Filtering skips whole tiles: narrower ones skip more (95% of 64 x 16 tiles of the trained-like bench data,
         // 91% of 64 x 32, 85% of 64 x 64), which outweighs the wider tiles' faster arithmetic: 2.30 s against 2.47
@@ -163,6 +211,16 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     }
 
     public func buildOptions(_ configuration: Configuration, for problem: CCEProblem) -> String { options(problem, configuration) }
+
+    /// The forward and backward configurations of one setting of the parameters (`TB`, `NB`... as one dictionary,
+    /// each role taking its own): how a test or a user gives both roles at once.
+    public static func configurations(_ values: [String: Int]) -> [Configuration] {
+        roles.map { role in
+            let any = DeviceLimits(kind: .cpu, maxWorkGroupSize: 1, maxWorkItemSizes: [1], localMemoryBytes: 0, supportsHalf: false)
+            let names = spaces(for: CCEProblem(tokens: 1, vocab: 1, dim: 1), role: role, given: [:], limits: any).flatMap(\.parameters).map(\.name)
+            return Configuration(variant: role.name, values.filter { names.contains($0.key) })
+        }
+    }
 
     public func harness(_ problem: CCEProblem, seed: UInt64) throws -> CCEHarness {
         try CCEHarness(family: self, problem: problem, seed: seed)
@@ -205,7 +263,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
             tileMax = try DeviceBuffer<Float>(context, count: ceilDiv(rows, tb) * ceilDiv(problem.vocab, nb))
             self.family = family
             self.problem = problem
-            launch = KernelLaunch(configuration: configuration, source: source, events: [])
+            launch = KernelLaunch(role: "forward", configuration: configuration, source: source, events: [])
         }
 
         /// Whether these buffers hold the saved values of `problem` with `configuration` (the per-tile bounds
@@ -258,7 +316,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
                      checkTargets: Bool = true, reusing: Loss? = nil) throws -> Loss {
         try checkCall(problem)
         try validate(problem, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets)
-        let (config, source) = try resolve(configuration, for: problem)
+        let (config, source) = try choice(configuration, role: Self.roles[0], for: problem, given: [:])
         let output: Loss
         if let reusing {
             guard reusing.family === self else { throw CCEError.mismatch("the Loss to reuse belongs to another CutCrossEntropy (or context)") }
@@ -284,22 +342,23 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
                                order: order, loss: output)
         }
         output.record(problem, inputs: Loss.inputs(embeddings, classifier, targets, bias), order: order, positions: positions,
-                      launch: KernelLaunch(configuration: config, source: source, events: events))
+                      launch: KernelLaunch(role: "forward", configuration: config, source: source, events: events))
         return output
     }
 
     /// The gradients of the loss `loss` (from ``loss(_:embeddings:classifier:bias:targets:configuration:checkTargets:reusing:)``
     /// of the same problem on the same buffers) scaled by `gradOutput` (one value; for `none`, one per row), written to
     /// `dEmbeddings` (`tokens x dim`), `dClassifier` (`vocab x dim`) and `dBias` (`vocab`, when `problem.bias`), in the
-    /// storage precision, accumulated in fp32. They use the loss call's configuration (its tiles are those of the
-    /// saved per-tile bounds).
+    /// storage precision, accumulated in fp32, with `configuration` (a backward configuration on the tiles of the
+    /// loss call's, whose per-tile bounds it reads) or the dispatcher's choice given the loss call's configuration.
     ///
     /// - Throws: ``CCEError`` when `loss` was computed for another problem, family or input buffers, when an output
     ///   is an input or another output, or when a buffer is of another context, type or size.
     @discardableResult
     public func gradients(_ problem: CCEProblem, embeddings: any AnyDeviceBuffer, classifier: any AnyDeviceBuffer,
                           bias: (any AnyDeviceBuffer)? = nil, targets: DeviceBuffer<Int32>, loss: Loss, gradOutput: DeviceBuffer<Float>,
-                          dEmbeddings: any AnyDeviceBuffer, dClassifier: any AnyDeviceBuffer, dBias: (any AnyDeviceBuffer)? = nil) throws -> KernelLaunch {
+                          dEmbeddings: any AnyDeviceBuffer, dClassifier: any AnyDeviceBuffer, dBias: (any AnyDeviceBuffer)? = nil,
+                          configuration: Configuration? = nil) throws -> KernelLaunch {
         try checkCall(problem)
         try validate(problem, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets)
         try validate(problem, gradients: dEmbeddings, dClassifier, dBias)
@@ -312,12 +371,26 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
                                    ("gradOutput", gradOutput), ("the saved loss", loss.lse)],
                           outputs: [("dEmbeddings", dEmbeddings), ("dClassifier", dClassifier), ("dBias", dBias)])
         try checkMatch(loss, problem, inputs: Loss.inputs(embeddings, classifier, targets, bias))
-        let (config, source) = (loss.launch.configuration, loss.launch.source)
+        let (config, source) = try choice(configuration, role: Self.roles[1], for: problem, given: ["forward": loss.launch.configuration])
         let events = try core.serialized {
             try backwardKernels(problem, config, embeddings: embeddings, classifier: classifier, bias: bias,
                                 targets: loss.positions ?? targets, loss: loss, gradOutput: gradOutput, dEmbeddings: dEmbeddings, dClassifier: dClassifier, dBias: dBias)
         }
-        return KernelLaunch(configuration: config, source: source, events: events)
+        return KernelLaunch(role: "backward", configuration: config, source: source, events: events)
+    }
+
+    /// `explicit` when it is a valid configuration of `role`, else the dispatcher's choice.
+    private func choice(_ explicit: Configuration?, role: KernelRole, for problem: CCEProblem, given: [String: Configuration]) throws
+        -> (Configuration, ConfigurationSource) {
+        guard let explicit else { return configuration(for: problem, role: role, given: given) }
+        guard role.variants.contains(explicit.variant) else {
+            throw InvalidConfiguration(family: Self.name, "\(explicit) is not a configuration of the \(role.name) (its variant is \(role.variants.joined(separator: ", ")))")
+        }
+        let problems = violations(of: explicit, for: problem, role: role, given: given)
+        guard problems.isEmpty else {
+            throw InvalidConfiguration(family: Self.name, "\(explicit) is not valid for the \(role.name) on \(context.device.name): " + problems.joined(separator: "; "))
+        }
+        return (explicit, .explicit)
     }
 
     /// The fraction of gradient tiles the last ``gradients`` call skipped (reads the decisions; waits).
@@ -332,10 +405,10 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
 
     // MARK: Kernels
 
-    /// The build options of a configuration's tuned kernels (forward, backward) for a problem: its parameters and
-    /// the problem's options. Only those kernels are compiled (`CCE_TILED`).
+    /// The build options of a role's tuned kernels for a problem: the configuration's parameters, its role
+    /// (`CCE_FORWARD` or `CCE_BACKWARD`: only that role's kernels are compiled) and the problem's options.
     func options(_ problem: CCEProblem, _ config: Configuration) -> String {
-        config.defines + " -DCCE_TILED" + problemDefines(problem)
+        config.defines + (config.variant == "backward" ? " -DCCE_BACKWARD" : " -DCCE_FORWARD") + problemDefines(problem)
     }
 
     /// The build options of the kernels that are never tuned (the reduction, the target check, the vocabulary
@@ -363,7 +436,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         let v = config.values
         let vw = v["VW"]!, kc = v["KC"]!
         let dp = (problem.dim + vw - 1) / vw * vw
-        return (v["TB"]!, v["NB"]!, v["WG"]!, v["VS"]!, dp, kc == 0 ? dp : min(kc, dp))
+        return (v["TB"]!, v["NB"]!, v["WG"]!, v["VS"] ?? 1, dp, kc == 0 ? dp : min(kc, dp))
     }
 
     private func forwardKernels(_ problem: CCEProblem, _ config: Configuration, embeddings: any AnyDeviceBuffer,

@@ -75,17 +75,32 @@ public final class FamilyCore: @unchecked Sendable {
 // MARK: - The dispatcher's choice, written once for every family
 
 extension KernelFamily {
-    /// The configuration a call of `problem` would use, and where it came from: the tuned entry of this
-    /// problem, else of the nearest tuned problem with the same tags, else the first valid default.
-    public func configuration(for problem: Problem) -> (Configuration, ConfigurationSource) {
-        let key = Self.key(problem)
-        if let (entry, exact) = database.lookup(key), violations(of: entry.config, for: problem).isEmpty,
+    /// The configuration a call of `problem` would use for `role` (by default the family's first role), and where it
+    /// came from: the tuned entry of this problem and role, else of the nearest tuned problem with the same tags,
+    /// else the first valid default. `given` holds the configurations of the roles `role` depends on (by default
+    /// the dispatcher's choices).
+    public func configuration(for problem: Problem, role: KernelRole? = nil, given: [String: Configuration]? = nil)
+        -> (Configuration, ConfigurationSource) {
+        let role = role ?? Self.roles[0]
+        let given = given ?? self.given(for: problem, role: role)
+        let key = Self.key(problem, role: role)
+        if let (entry, exact) = database.lookup(key), violations(of: entry.config, for: problem, role: role, given: given).isEmpty,
            exact || TuningDatabase.distance(entry.key.sizes, key.sizes) <= Self.nearestDistanceLimit {
             return (entry.config, exact ? .tuned : .nearest)
         }
-        let candidates = defaults(for: problem)
-        let fallback = candidates.first { violations(of: $0, for: problem).isEmpty }
+        let candidates = defaults(for: problem, role: role, given: given)
+        let fallback = candidates.first { violations(of: $0, for: problem, role: role, given: given).isEmpty }
         return (fallback ?? candidates.last ?? Configuration(variant: "none", [:]), .default)
+    }
+
+    /// The dispatcher's choices for the roles `role` depends on (and theirs), by role name.
+    public func given(for problem: Problem, role: KernelRole) -> [String: Configuration] {
+        var given: [String: Configuration] = [:]
+        for dependency in Self.roles where role.dependsOn.contains(dependency.name) {
+            given.merge(self.given(for: problem, role: dependency)) { a, _ in a }
+            given[dependency.name] = configuration(for: problem, role: dependency, given: given).0
+        }
+        return given
     }
 
     /// How far (the sum over sizes of |log a - log b|) the nearest tuned problem may be for its configuration to be
@@ -94,28 +109,74 @@ extension KernelFamily {
     /// are chosen by shape.
     public static var nearestDistanceLimit: Double { log(8) }
 
-    /// The constraints `configuration` violates on this device for `problem` (empty when valid).
-    public func violations(of configuration: Configuration, for problem: Problem) -> [String] {
-        let spaces = spaces(for: problem)
+    /// The constraints `configuration` violates on this device for `problem` (empty when valid): in the spaces of
+    /// the role its variant belongs to, given the configurations of the roles that one depends on (by default the
+    /// dispatcher's choices).
+    public func violations(of configuration: Configuration, for problem: Problem, given: [String: Configuration]? = nil) -> [String] {
+        guard let role = Self.role(of: configuration) else {
+            return ["unknown variant \(configuration.variant) (one of \(Self.variants.joined(separator: ", ")))"]
+        }
+        return violations(of: configuration, for: problem, role: role, given: given ?? self.given(for: problem, role: role))
+    }
+
+    /// The constraints `configuration` violates as a configuration of `role`.
+    public func violations(of configuration: Configuration, for problem: Problem, role: KernelRole, given: [String: Configuration]) -> [String] {
+        let spaces = spaces(for: problem, role: role, given: given)
         guard let space = spaces.first(where: { $0.variant == configuration.variant }) else {
-            return ["unknown variant \(configuration.variant) (one of \(spaces.map(\.variant).joined(separator: ", ")))"]
+            return ["unknown variant \(configuration.variant) of the role \(role.name) (one of \(spaces.map(\.variant).joined(separator: ", ")))"]
         }
         return space.violations(of: configuration)
     }
 
-    /// The explicit configuration if given and valid, else the dispatcher's choice.
-    /// - Throws: ``InvalidConfiguration`` when `explicit` violates the space.
-    public func resolve(_ explicit: Configuration?, for problem: Problem) throws -> (Configuration, ConfigurationSource) {
-        guard let explicit else { return configuration(for: problem) }
-        let problems = violations(of: explicit, for: problem)
-        guard problems.isEmpty else {
-            throw InvalidConfiguration(family: Self.name, "\(explicit) is not valid on \(context.device.name): " + problems.joined(separator: "; "))
+    /// The configuration of every role of a call, dependencies first: the explicit configuration of a role where
+    /// one is given (a configuration's variant names its role), else the dispatcher's choice given the roles
+    /// before it.
+    /// - Throws: ``InvalidConfiguration`` when an explicit configuration violates its space, names an unknown
+    ///   variant, or two are given for one role.
+    public func resolve(_ explicit: [Configuration], for problem: Problem) throws -> [RoleChoice] {
+        var byRole: [String: Configuration] = [:]
+        for configuration in explicit {
+            guard let role = Self.role(of: configuration) else {
+                throw InvalidConfiguration(family: Self.name, "\(configuration): unknown variant \(configuration.variant) (one of \(Self.variants.joined(separator: ", ")))")
+            }
+            guard byRole[role.name] == nil else {
+                throw InvalidConfiguration(family: Self.name, "two configurations are given for the role \(role.name)")
+            }
+            byRole[role.name] = configuration
         }
-        return (explicit, .explicit)
+        var given: [String: Configuration] = [:], choices: [RoleChoice] = []
+        for role in Self.roles {
+            let (configuration, source): (Configuration, ConfigurationSource)
+            if let explicit = byRole[role.name] {
+                let problems = violations(of: explicit, for: problem, role: role, given: given)
+                guard problems.isEmpty else {
+                    throw InvalidConfiguration(family: Self.name, "\(explicit) is not valid on \(context.device.name)"
+                                               + (Self.roles.count > 1 ? " for the role \(role.name)" : "") + ": " + problems.joined(separator: "; "))
+                }
+                (configuration, source) = (explicit, .explicit)
+            } else {
+                (configuration, source) = self.configuration(for: problem, role: role, given: given)
+            }
+            given[role.name] = configuration
+            choices.append(RoleChoice(role: role.name, config: configuration, source: source))
+        }
+        return choices
     }
 
-    /// The tuning space the tuner searches for `problem`.
-    public func tuningSpace(for problem: Problem) -> TuningSpace { TuningSpace(searchSpaces: spaces(for: problem)) }
+    /// The explicit configuration if given and valid, else the dispatcher's choice, for the role of `explicit`
+    /// (the family's first role when nil).
+    /// - Throws: ``InvalidConfiguration`` when `explicit` violates the space.
+    public func resolve(_ explicit: Configuration?, for problem: Problem) throws -> (Configuration, ConfigurationSource) {
+        let choices = try resolve(explicit.map { [$0] } ?? [], for: problem)
+        let role = explicit.flatMap(Self.role(of:))?.name ?? Self.roles[0].name
+        let choice = choices.first { $0.role == role } ?? choices[0]
+        return (choice.config, choice.source)
+    }
+
+    /// The tuning space the tuner searches for `problem`'s `role`, given the configurations of the roles it depends on.
+    public func tuningSpace(for problem: Problem, role: KernelRole, given: [String: Configuration]) -> TuningSpace {
+        TuningSpace(searchSpaces: spaces(for: problem, role: role, given: given))
+    }
 
     /// Checks `problem` against the kernels' limits, the device's memory and the host memory of a harness (its
     /// inputs and CPU reference), before anything is allocated. Throws ``ProblemError`` with the reason.

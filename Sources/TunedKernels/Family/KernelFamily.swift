@@ -56,16 +56,16 @@ public protocol KernelFamily: AnyObject, Sendable {
     static var summary: String { get }
     /// How a problem is given on the command line (declared once, parsed by ``ProblemParser``).
     static var problemOptions: [ProblemOption] { get }
-    /// The names of the kernel variants (the `variant` of every configuration, one search space each): a
-    /// database entry of another variant is refused when the family loads its database.
-    static var variants: [String] { get }
+    /// The family's kernel roles, dependencies first: the parts of a call that are tuned, stored and chosen apart
+    /// (attention: forward and backward; CCE: its loss and its gradients). A family of one kernel has one role.
+    static var roles: [KernelRole] { get }
     /// A few small problems, together reaching every kernel and option of the family: the conformance suite runs
     /// them (oclgrind, refusals, the space, defaults on canned limits, a short tune).
     static var conformanceProblems: [Problem] { get }
     /// The program source of every configuration (by default `Kernels/common.cl` + `Kernels/<name>.cl`).
     static func kernelSource() throws -> String
 
-    /// The database key of a problem.
+    /// The database key of a problem (``key(_:role:)`` adds the role).
     static func key(_ problem: Problem) -> TuningKey
     /// FLOPs and bytes of one call.
     static func work(_ problem: Problem) -> Work
@@ -77,18 +77,20 @@ public protocol KernelFamily: AnyObject, Sendable {
     var core: FamilyCore { get }
     init(core: FamilyCore)
 
-    /// The search spaces, one per kernel variant, for this device and problem (constraints declared once).
-    func spaces(for problem: Problem) -> [SearchSpace]
-    /// Configurations that work before any tuning, best first; the dispatcher takes the first valid one.
-    func defaults(for problem: Problem) -> [Configuration]
+    /// The search spaces of `role`, one per kernel variant of the role, for this device and problem (constraints
+    /// declared once); `given` holds the configurations chosen for the roles it depends on.
+    func spaces(for problem: Problem, role: KernelRole, given: [String: Configuration]) -> [SearchSpace]
+    /// Configurations of `role` that work before any tuning, best first; the dispatcher takes the first valid one.
+    func defaults(for problem: Problem, role: KernelRole, given: [String: Configuration]) -> [Configuration]
     /// Seeded inputs on the device, the CPU reference result, and launches.
     func harness(_ problem: Problem, seed: UInt64) throws -> Harness
     /// The build options of the program of `configuration`'s tuned kernels for `problem` (by default its
     /// parameters as defines): what a change of a parameter must change.
     func buildOptions(_ configuration: Configuration, for problem: Problem) -> String
     /// A stricter check than the harness's, for `autotune verify` and the oclgrind tests (canaries around the
-    /// buffers, odd offsets...); by default the harness's own check of one launch on poisoned outputs.
-    func verify(_ problem: Problem, configuration: Configuration?, seed: UInt64) throws -> Verification
+    /// buffers, odd offsets...) of a whole call, with `configurations` (at most one per role; the other roles get
+    /// the dispatcher's choice); by default the harness's own check of one launch on poisoned outputs.
+    func verify(_ problem: Problem, configurations: [Configuration], seed: UInt64) throws -> Verification
 }
 
 extension KernelFamily {
@@ -107,12 +109,40 @@ extension KernelFamily {
     /// Throws ``TuningDatabaseError`` naming the first entry of this family whose variant is not one of ``variants``
     /// (a typo or a file of another version: the dispatcher would silently ignore it).
     public static func checkVariants(of database: TuningDatabase) throws {
-        for entry in database.entries.values.sorted(by: { $0.key.id < $1.key.id })
-        where entry.key.kernel == name && !variants.contains(entry.config.variant) {
-            throw TuningDatabaseError(path: database.entrySources[entry.key.id] ?? database.sources.joined(separator: ", "),
-                                      reason: "the entry \(entry.key) has the variant \"\(entry.config.variant)\"; \(name) has "
-                                          + variants.joined(separator: ", "))
+        for entry in database.entries.values.sorted(by: { $0.key.id < $1.key.id }) where entry.key.kernel == name {
+            let path = database.entrySources[entry.key.id] ?? database.sources.joined(separator: ", ")
+            let role: KernelRole
+            if roles.count == 1 {
+                role = roles[0]
+            } else {
+                guard let named = entry.key.tags["role"].flatMap(Self.role(named:)) else {
+                    throw TuningDatabaseError(path: path, reason: "the entry \(entry.key) names no role of \(name) (\"role\": one of "
+                                              + roles.map(\.name).joined(separator: ", ") + "); tune it again")
+                }
+                role = named
+            }
+            guard role.variants.contains(entry.config.variant) else {
+                throw TuningDatabaseError(path: path, reason: "the entry \(entry.key) has the variant \"\(entry.config.variant)\"; \(name)'s role "
+                                          + "\(role.name) has " + role.variants.joined(separator: ", "))
+            }
         }
+    }
+
+    /// The names of every role's kernel variants (the `variant` of every configuration, one search space each).
+    public static var variants: [String] { roles.flatMap(\.variants) }
+
+    /// The role called `name`.
+    public static func role(named name: String) -> KernelRole? { roles.first { $0.name == name } }
+
+    /// The role whose variant `configuration` is (a variant belongs to one role).
+    public static func role(of configuration: Configuration) -> KernelRole? { roles.first { $0.variants.contains(configuration.variant) } }
+
+    /// The database key of `problem`'s `role`: ``key(_:)``, with the tag `role` when the family has several roles
+    /// (a family of one role keeps the keys it had).
+    public static func key(_ problem: Problem, role: KernelRole) -> TuningKey {
+        var key = key(problem)
+        if roles.count > 1 { key.tags["role"] = role.name }
+        return key
     }
 
     public func buildOptions(_ configuration: Configuration, for problem: Problem) -> String { configuration.defines }
@@ -121,12 +151,48 @@ extension KernelFamily {
     public var database: TuningDatabase { core.database }
     public var limits: DeviceLimits { core.limits }
 
-    public func verify(_ problem: Problem, configuration: Configuration?, seed: UInt64) throws -> Verification {
+    public func verify(_ problem: Problem, configurations: [Configuration], seed: UInt64) throws -> Verification {
         let harness = try self.harness(problem, seed: seed)
         try harness.reset()
-        let launch = try harness.launch(configuration)
+        let launch = try harness.launch(configurations, role: nil)
         try context.queue.finish()
-        return Verification(configuration: launch.configuration, source: launch.source, checks: [("result", try harness.check())])
+        return Verification(choices: launch.choices, checks: [("result", try harness.check())])
+    }
+}
+
+/// One kernel role of a family: a part of its call with its own search spaces, defaults, database entries and
+/// sources, tuned and chosen on its own.
+public struct KernelRole: Sendable, Hashable, CustomStringConvertible {
+    /// `"forward"`, `"backward"`, `"gemm"`...: the `role` tag of its database entries and `tune --role`'s value.
+    public let name: String
+    /// Its kernel variants (one search space each); a variant belongs to one role.
+    public let variants: [String]
+    /// The roles whose chosen configuration its spaces, defaults and launches read (declared earlier in
+    /// ``KernelFamily/roles``); they are chosen, and tuned, first.
+    public let dependsOn: [String]
+    /// One line for `--help` and the docs.
+    public let summary: String
+
+    public init(_ name: String, variants: [String], dependsOn: [String] = [], summary: String) {
+        self.name = name
+        self.variants = variants
+        self.dependsOn = dependsOn
+        self.summary = summary
+    }
+
+    public var description: String { name }
+}
+
+/// The configuration of one role of a call and where it came from.
+public struct RoleChoice: Sendable, Equatable, Codable {
+    public let role: String
+    public let config: Configuration
+    public let source: ConfigurationSource
+
+    public init(role: String, config: Configuration, source: ConfigurationSource) {
+        self.role = role
+        self.config = config
+        self.source = source
     }
 }
 
@@ -137,16 +203,24 @@ public enum ConfigurationSource: String, Sendable, Codable {
 
 /// What one call enqueued.
 public struct KernelLaunch {
-    public let configuration: Configuration
-    public let source: ConfigurationSource
+    /// The configuration of every role that ran, in order (dependencies first).
+    public let choices: [RoleChoice]
     /// The kernels' events in queue order.
     public let events: [Event]
 
-    public init(configuration: Configuration, source: ConfigurationSource, events: [Event]) {
-        self.configuration = configuration
-        self.source = source
+    public init(choices: [RoleChoice], events: [Event]) {
+        self.choices = choices
         self.events = events
     }
+
+    /// One role's launch.
+    public init(role: String, configuration: Configuration, source: ConfigurationSource, events: [Event]) {
+        self.init(choices: [RoleChoice(role: role, config: configuration, source: source)], events: events)
+    }
+
+    /// The configuration of the last role that ran (the only one of a one-role family).
+    public var configuration: Configuration { choices.last?.config ?? Configuration(variant: "none", [:]) }
+    public var source: ConfigurationSource { choices.last?.source ?? .default }
 
     /// Device seconds from the start of the first kernel to the end of the last (waits for them).
     public func seconds() throws -> Double { try Event.span(events) }
@@ -161,22 +235,23 @@ public struct ProblemError: Error, Sendable, Equatable, CustomStringConvertible 
 
 /// What `verify` found: named checks, each against the family's tolerance.
 public struct Verification: Sendable {
-    public let configuration: Configuration
-    public let source: ConfigurationSource
+    /// The configuration of every role that ran.
+    public let choices: [RoleChoice]
     public let checks: [(name: String, check: Check)]
     /// Elements outside the outputs that were changed (canaries), when the family checks them.
     public var canaryViolations = 0
     /// Elements of the inputs that were changed.
     public var inputViolations = 0
 
-    public init(configuration: Configuration, source: ConfigurationSource, checks: [(name: String, check: Check)],
-                canaryViolations: Int = 0, inputViolations: Int = 0) {
-        self.configuration = configuration
-        self.source = source
+    public init(choices: [RoleChoice], checks: [(name: String, check: Check)], canaryViolations: Int = 0, inputViolations: Int = 0) {
+        self.choices = choices
         self.checks = checks
         self.canaryViolations = canaryViolations
         self.inputViolations = inputViolations
     }
 
     public var passed: Bool { checks.allSatisfy(\.check.passed) && canaryViolations == 0 && inputViolations == 0 }
+    /// The configuration of the last role that ran.
+    public var configuration: Configuration { choices.last?.config ?? Configuration(variant: "none", [:]) }
+    public var source: ConfigurationSource { choices.last?.source ?? .default }
 }

@@ -96,9 +96,13 @@ public protocol KernelHarness: AnyObject {
     var work: Work { get }
     /// Poisons the outputs (NaN), so a configuration that leaves an output unwritten fails ``check()``.
     func reset() throws
-    /// Enqueues one call with `configuration` (nil: the dispatcher's choice); does not wait.
-    func launch(_ configuration: Configuration?) throws -> KernelLaunch
-    /// Compares the outputs with the reference, with the family's tolerance (waits for the queue).
+    /// Enqueues one call with `configurations` (at most one per role, told apart by their variants; the other
+    /// roles get the dispatcher's choice); does not wait. With `role`, only that role's kernels are enqueued: the
+    /// outputs of the roles it depends on are made first, once per configuration of theirs, and kept (the
+    /// tuner times a role alone this way).
+    func launch(_ configurations: [Configuration], role: String?) throws -> KernelLaunch
+    /// Compares the outputs of the last launch's roles with the reference, with the family's tolerance (waits
+    /// for the queue).
     func check() throws -> Check
     /// The family's comparison implementations on the same data.
     func baselines() -> [Baseline]
@@ -109,6 +113,19 @@ public protocol KernelHarness: AnyObject {
 
 extension KernelHarness {
     public func baselines() -> [Baseline] { [] }
+
+    /// One whole call with `configuration` for its role (nil: the dispatcher's choice for every role).
+    public func launch(_ configuration: Configuration?) throws -> KernelLaunch {
+        try launch(configuration.map { [$0] } ?? [], role: nil)
+    }
+
+    /// Measures one whole call with `configuration` for its role (nil: the dispatcher's choices); see
+    /// ``measure(_:role:warmup:repetitions:minimumSeconds:cutoff:)``.
+    public func measure(_ configuration: Configuration?, warmup: Int = 1, repetitions: Int = 5, minimumSeconds: Double = 0,
+                        cutoff: Double? = nil) throws -> KernelMeasurement {
+        try measure(configuration.map { [$0] } ?? [], role: nil, warmup: warmup, repetitions: repetitions, minimumSeconds: minimumSeconds,
+                    cutoff: cutoff)
+    }
     public func metrics() throws -> [String: Double] { [:] }
 
     /// Wall-clock seconds of `body`.
@@ -125,7 +142,8 @@ extension KernelHarness {
         return median(times)
     }
 
-    /// Measures one configuration (or the dispatcher's choice).
+    /// Measures a call with `configurations` (one per role at most; the others get the dispatcher's choice), or
+    /// `role`'s kernels alone.
     ///
     /// The outputs are poisoned first; the first call builds the kernels (from the program cache when built
     /// before) and its result is checked, so every measurement checks its own output. Then `warmup - 1` more
@@ -135,32 +153,34 @@ extension KernelHarness {
     ///
     /// - Parameter cutoff: when the call after the build takes longer than this, the candidate is timed by
     ///   that call alone (a tuner's early stop for hopeless candidates).
-    public func measure(_ configuration: Configuration?, warmup: Int = 1, repetitions: Int = 5, minimumSeconds: Double = 0,
+    public func measure(_ configurations: [Configuration], role: String?, warmup: Int = 1, repetitions: Int = 5, minimumSeconds: Double = 0,
                         cutoff: Double? = nil) throws -> KernelMeasurement {
         context.memory.resetPeak()
         try reset()
         var launch: KernelLaunch?
         let firstCall = try Self.time {
-            launch = try self.launch(configuration)
+            launch = try self.launch(configurations, role: role)
             try context.queue.finish()
         }
         var check = try self.check()
-        let chosen = launch!.configuration, source = launch!.source
+        let choices = launch!.choices
+        // Every later call uses the choices of the first (the dispatcher is asked once).
+        let chosen = choices.map(\.config)
         func result(_ wall: [Double], _ device: [Double]) throws -> KernelMeasurement {
             // One more call, untimed, on poisoned outputs: its result is checked too.
             try reset()
-            _ = try self.launch(chosen)
+            _ = try self.launch(chosen, role: role)
             try context.queue.finish()
             let last = try self.check()
             check = Check.worst([check, last])!
-            return KernelMeasurement(configuration: chosen, source: source, seconds: median(wall), deviceSeconds: median(device), check: check,
+            return KernelMeasurement(choices: choices, seconds: median(wall), deviceSeconds: median(device), check: check,
                                peakDeviceBytes: context.memory.peakBytes, firstCallSeconds: firstCall, work: work,
                                metrics: try metrics())
         }
         var wall: [Double] = [], device: [Double] = []
         func timedCall() throws {
             wall.append(try Self.time {
-                launch = try self.launch(chosen)
+                launch = try self.launch(chosen, role: role)
                 try context.queue.finish()
             })
             device.append(try launch!.seconds())
@@ -172,7 +192,7 @@ extension KernelHarness {
             device.removeAll()
         }
         for _ in 1..<max(warmup, 1) {
-            _ = try self.launch(chosen)
+            _ = try self.launch(chosen, role: role)
             try context.queue.finish()
         }
         var total = 0.0
@@ -186,8 +206,8 @@ extension KernelHarness {
 
 /// One timed configuration.
 public struct KernelMeasurement: Sendable {
-    public let configuration: Configuration
-    public let source: ConfigurationSource
+    /// The configuration of every role that ran.
+    public let choices: [RoleChoice]
     /// Median wall-clock seconds of one call, from enqueue to completion.
     public let seconds: Double
     /// Median device seconds from the first kernel's start to the last kernel's end.
@@ -203,6 +223,9 @@ public struct KernelMeasurement: Sendable {
     /// The harness's named figures of the runs (``KernelHarness/metrics()``).
     public var metrics: [String: Double] = [:]
 
+    /// The configuration of the last role that ran (the role measured, or the only role of the family).
+    public var configuration: Configuration { choices.last?.config ?? Configuration(variant: "none", [:]) }
+    public var source: ConfigurationSource { choices.last?.source ?? .default }
     public var isCorrect: Bool { check.passed }
     public var maxAbsError: Double { check.maxAbsError }
     public var gflops: Double? { work.gflops(seconds) }

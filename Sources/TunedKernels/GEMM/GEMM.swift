@@ -30,7 +30,8 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
 
     public static let name = "gemm"
     public static let summary = "C = alpha * op(A) * op(B) + beta * C, fp16 or fp32 storage with fp32 accumulation"
-    public static let variants = GEMMVariant.allCases.map(\.rawValue)
+    public static let roles = [KernelRole("gemm", variants: GEMMVariant.allCases.map(\.rawValue),
+                                          summary: "the whole product (packing, split-K reduction and matrix-vector paths are its variants)")]
     public static let conformanceProblems = [GEMMProblem(m: 7, n: 5, k: 3, batch: 2, precision: .single, layout: .tn),
                                              GEMMProblem(m: 19, n: 23, k: 17, precision: .half)]
     public static let problemOptions: [ProblemOption] = [
@@ -75,11 +76,11 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
         return ResourceNeeds(deviceBuffers: [a, b, c] + scratch, hostBytes: host)
     }
 
-    public func spaces(for problem: GEMMProblem) -> [SearchSpace] {
+    public func spaces(for problem: GEMMProblem, role: KernelRole, given: [String: Configuration]) -> [SearchSpace] {
         GEMMSpace.spaces(limits: limits, precision: problem.precision, layout: problem.layout)
     }
 
-    public func defaults(for problem: GEMMProblem) -> [Configuration] {
+    public func defaults(for problem: GEMMProblem, role: KernelRole, given: [String: Configuration]) -> [Configuration] {
         GEMMDefaults.configurations(for: problem, limits: limits)
     }
 
@@ -93,11 +94,13 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
 
     /// Two calls with canaries around every buffer, odd offsets, padded rows and batch gaps: `alpha = 1.5`,
     /// `beta = 0` on a C full of NaN, then `alpha = -0.75`, `beta = 0.5`.
-    public func verify(_ problem: GEMMProblem, configuration: Configuration?, seed: UInt64) throws -> Verification {
+    public func verify(_ problem: GEMMProblem, configurations: [Configuration], seed: UInt64) throws -> Verification {
+        guard configurations.count <= 1 else { throw GEMMError.invalidConfiguration("gemm has one role: give one configuration") }
+        let configuration = configurations.first
         let verifier = GEMMVerifier(gemm: self)
         let first = try verifier.verify(problem, alpha: 1.5, beta: 0, configuration: configuration, seed: seed)
         let second = try verifier.verify(problem, alpha: -0.75, beta: 0.5, configuration: configuration, seed: seed &+ 1)
-        return Verification(configuration: first.configuration, source: first.source,
+        return Verification(choices: [RoleChoice(role: Self.roles[0].name, config: first.configuration, source: first.source)],
                             checks: [("alpha 1.5, beta 0 (NaN in C)", first.check), ("alpha -0.75, beta 0.5", second.check)],
                             canaryViolations: first.canaryViolations + second.canaryViolations,
                             inputViolations: first.inputViolations + second.inputViolations)
@@ -139,7 +142,7 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
         let events = try core.serialized {
             try enqueue(problem, alpha: alpha, a: a, b: b, beta: beta, c: c, configuration: configuration)
         }
-        return Launch(configuration: configuration, source: source, events: events)
+        return Launch(role: Self.roles[0].name, configuration: configuration, source: source, events: events)
     }
 
     /// Runs `C = alpha * op(A) * op(B) + beta * C` on typed buffers; leading dimensions default to the

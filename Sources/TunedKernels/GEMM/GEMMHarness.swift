@@ -57,8 +57,8 @@ public final class GEMMHarness: KernelHarness {
     }
 
     /// `C = A * B` (alpha 1, beta 0) with `configuration` or the dispatcher's choice.
-    public func launch(_ configuration: Configuration?) throws -> KernelLaunch {
-        try gemm.run(problem, alpha: 1, a: a, b: b, beta: 0, c: c, configuration: configuration)
+    public func launch(_ configurations: [Configuration], role: String?) throws -> KernelLaunch {
+        try gemm.run(problem, alpha: 1, a: a, b: b, beta: 0, c: c, configuration: configurations.first)
     }
 
     public func check() throws -> Check {

@@ -29,6 +29,10 @@ public struct TuningResult<Problem: Codable & Sendable>: Encodable, Sendable {
     }
 
     public let problem: Problem
+    /// The kernel role tuned.
+    public let role: String
+    /// The configurations of the roles it depends on, as the dispatcher chose them when the search ran.
+    public let given: [String: Configuration]
     public let key: TuningKey
     /// Unique configurations evaluated, of which `measured` were run now and `fromJournal` read from the journal.
     public let evaluations: Int
@@ -48,7 +52,7 @@ public struct TuningResult<Problem: Codable & Sendable>: Encodable, Sendable {
     public let failureDetails: [Failure]
 
     private enum CodingKeys: String, CodingKey {
-        case problem, key, evaluations, measured, failures, seeds, confirmed, best, history, journal
+        case problem, role, given, key, evaluations, measured, failures, seeds, confirmed, best, history, journal
         case fromJournal = "from_journal", savedTo = "saved_to", failureDetails = "failure_details"
     }
 }
@@ -60,8 +64,8 @@ public struct TuningResult<Problem: Codable & Sendable>: Encodable, Sendable {
 /// let gemm = try GEMM(context: Context())
 /// var options = TuningOptions()
 /// options.budget = 20
-/// let result = try Tuner(gemm, options: options).tune(GEMMProblem(m: 512, n: 768, k: 768, precision: .half))
-/// print(result.best?.config, result.best?.gflops)   // also merged into the user's database of the device
+/// let results = try Tuner(gemm, options: options).tune(GEMMProblem(m: 512, n: 768, k: 768, precision: .half))
+/// print(results[0].best?.config, results[0].best?.gflops)   // also merged into the user's database of the device
 /// ```
 public final class Tuner<Family: KernelFamily> {
     public let family: Family
@@ -90,19 +94,39 @@ public final class Tuner<Family: KernelFamily> {
 
     private func log(_ text: String) { observer?.log(text) }
 
-    /// Tunes `problem` and merges the best configuration into ``databasePath``.
+    /// Tunes every role of `problem` in turn (dependencies first, each given the configurations the ones before
+    /// it were just given), or `role` alone (given the dispatcher's choices of the roles it depends on), and merges
+    /// each role's best configuration into ``databasePath``. One result per role, in order.
     ///
-    /// - Throws: ``ProblemError`` for a problem that does not fit; ``EnvironmentFailure`` when nothing can be
-    ///   measured (kernel sources missing, the worker cannot start): the run stops and journals nothing for it.
-    public func tune(_ problem: Family.Problem) throws -> TuningResult<Family.Problem> {
+    /// - Throws: ``ProblemError`` for a problem that does not fit or a role the family does not have;
+    ///   ``EnvironmentFailure`` when nothing can be measured (kernel sources missing, the worker cannot start):
+    ///   the run stops and journals nothing for it.
+    public func tune(_ problem: Family.Problem, role: String? = nil) throws -> [TuningResult<Family.Problem>] {
+        let roles: [KernelRole]
+        if let role {
+            guard let named = Family.role(named: role) else {
+                throw ProblemError("\(Family.name) has no role \(role) (its roles: \(Family.roles.map(\.name).joined(separator: ", ")))")
+            }
+            roles = [named]
+        } else {
+            roles = Family.roles
+        }
+        return try roles.map { try tune(problem, role: $0) }
+    }
+
+    /// Tunes one role of `problem`, given the dispatcher's choices (this device's database and ``databasePath``)
+    /// for the roles it depends on.
+    public func tune(_ problem: Family.Problem, role: KernelRole) throws -> TuningResult<Family.Problem> {
         try family.check(problem)
         let device = family.context.device
-        let space = family.tuningSpace(for: problem)
+        let dispatcher = try self.dispatcher()
+        let given = dispatcher.given(for: problem, role: role)
+        let space = family.tuningSpace(for: problem, role: role, given: given)
         let columns = space.kernelTunerColumns
-        let key = Family.key(problem)
+        let key = Family.key(problem, role: role)
         let source: String
         do { source = try Family.kernelSource() } catch { throw EnvironmentFailure("\(error)") }
-        let journalPath = try self.journalPath(problem, key: key, source: source, columns: columns)
+        let journalPath = try self.journalPath(problem, key: key, source: source + "\(given.sorted { $0.key < $1.key })", columns: columns)
         let journal = try KernelTunerJournal(path: journalPath, header: KernelTunerCache(
             deviceName: device.name, kernelName: Family.name, problemSize: key.sizes,
             parameterNames: columns.names, parameterValues: columns.values))
@@ -111,11 +135,11 @@ public final class Tuner<Family: KernelFamily> {
             guard let candidate = space.candidate(kernelTunerLabels: entry.labels, names: columns.names) else { continue }
             known[candidate] = entry.time.map { .seconds($0 / 1000) } ?? .failed(entry.failure ?? "failed")
         }
-        let initial = try seeds(problem, key: key, space: space)
-        let evaluator = try makeEvaluator(problem)
+        let initial = seeds(problem, role: role, given: given, key: key, space: space, dispatcher: dispatcher)
+        let evaluator = try makeEvaluator(problem, role: role, given: given)
         defer { (evaluator as? WorkerEvaluator)?.worker.stop() }
 
-        log("tune \(Family.name) \(problem) on \(device.name): \(options.strategy.rawValue), budget \(options.budget), "
+        log("tune \(Family.name)\(Family.roles.count > 1 ? " \(role.name)" : "") \(problem) on \(device.name): \(options.strategy.rawValue), budget \(options.budget), "
             + "\(known.count) journaled, \(initial.count) seeds; journal \(journalPath)")
         let work = Family.work(problem)
         var bestSoFar: Double?
@@ -172,7 +196,7 @@ public final class Tuner<Family: KernelFamily> {
                                      into: databasePath, device: device.identity)
             savedTo = databasePath
         }
-        return TuningResult(problem: problem, key: key, evaluations: session.evaluations, measured: measured,
+        return TuningResult(problem: problem, role: role.name, given: given, key: key, evaluations: session.evaluations, measured: measured,
                             fromJournal: session.evaluations - measured, failures: failures, seeds: initial.count, confirmed: confirmed,
                             best: best, history: session.history, journal: journalPath, savedTo: savedTo, failureDetails: failureDetails)
     }
@@ -199,23 +223,29 @@ public final class Tuner<Family: KernelFamily> {
         return journalDirectory + "/\(Family.name)/\(device.slug)/\(name)-\(String(repeating: "0", count: 16 - hex.count) + hex).json"
     }
 
+    /// The family on the device's database with the output file overlaid: the dispatcher whose choices the
+    /// search starts from, and whose choices of the roles a role depends on it is given.
+    func dispatcher() throws -> Family {
+        var database = family.database
+        if let file = try TuningDatabase.read(path: databasePath) { database.overlay(file, source: databasePath) }
+        return try Family(core: FamilyCore(context: family.context, database: database, source: Family.kernelSource))
+    }
+
     /// The configuration the dispatcher would choose with the device's database and the output file (its tuned
     /// entry, else the nearest tuned, else the default), the family's default, then the best of the nearest tuned
     /// problems; with `transfer` 0, the device default alone.
-    func seeds(_ problem: Family.Problem, key: TuningKey, space: TuningSpace) throws -> [Candidate] {
+    func seeds(_ problem: Family.Problem, role: KernelRole, given: [String: Configuration], key: TuningKey, space: TuningSpace,
+               dispatcher: Family) -> [Candidate] {
         var configurations: [Configuration] = []
-        let valid = { (configuration: Configuration) in self.family.violations(of: configuration, for: problem).isEmpty }
+        let valid = { (configuration: Configuration) in self.family.violations(of: configuration, for: problem, role: role, given: given).isEmpty }
+        let defaults = family.defaults(for: problem, role: role, given: given)
         if options.transfer > 0 {
-            var database = family.database
-            if let file = try TuningDatabase.read(path: databasePath) { database.overlay(file, source: databasePath) }
-            // The dispatcher's choice with the output file in the database too.
-            let dispatcher = try Family(core: FamilyCore(context: family.context, database: database, source: Family.kernelSource))
-            configurations = [dispatcher.configuration(for: problem).0]
+            configurations = [dispatcher.configuration(for: problem, role: role, given: given).0]
             // The family's default too: a tuned or nearest entry from an older build or another shape class must
             // not keep the search from the configuration a call would get without it.
-            configurations += family.defaults(for: problem).first(where: valid).map { [$0] } ?? []
-            configurations += database.nearest(key, count: .max).map(\.config).filter(valid).prefix(options.transfer)
-        } else if let first = family.defaults(for: problem).first(where: valid) {
+            configurations += defaults.first(where: valid).map { [$0] } ?? []
+            configurations += dispatcher.database.nearest(key, count: .max).map(\.config).filter(valid).prefix(options.transfer)
+        } else if let first = defaults.first(where: valid) {
             configurations = [first]
         }
         var initial: [Candidate] = []
@@ -225,18 +255,19 @@ public final class Tuner<Family: KernelFamily> {
         return initial
     }
 
-    func makeEvaluator(_ problem: Family.Problem) throws -> any CandidateEvaluator {
+    func makeEvaluator(_ problem: Family.Problem, role: KernelRole, given: [String: Configuration]) throws -> any CandidateEvaluator {
         switch options.isolation {
         case .inProcess:
             // A private core, so the candidates' kernels and scratch buffers go when the run ends, not with the caller's family.
             let own = try Family(core: FamilyCore(context: family.context, database: TuningDatabase(), source: Family.kernelSource))
-            return InProcessEvaluator(family: own, problem: problem, repetitions: options.repetitions,
+            return InProcessEvaluator(family: own, problem: problem, role: role.name, given: given, repetitions: options.repetitions,
                                       minimumSeconds: options.minimumSeconds, seed: options.dataSeed)
         case .process(let executable, let arguments):
             let device = family.context.device.index
             let options = self.options
             return WorkerEvaluator(worker: WorkerProcess(executable: executable, arguments: arguments), timeout: options.timeout) { configuration, cutoff in
-                let request = WorkerRequest(family: Family.name, problem: problem, config: configuration, cutoff: cutoff, device: device,
+                let request = WorkerRequest(family: Family.name, problem: problem, role: role.name, given: given, config: configuration,
+                                            cutoff: cutoff, device: device,
                                             repetitions: options.repetitions, minimumSeconds: options.minimumSeconds, seed: options.dataSeed)
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]

@@ -7,6 +7,9 @@ import OpenCLRuntime
 public struct WorkerRequest<Problem: Codable>: Codable {
     public var family: String
     public var problem: Problem
+    /// The role `config` is a configuration of, and the configurations of the roles it depends on.
+    public var role: String
+    public var given: [String: Configuration]
     public var config: Configuration
     public var cutoff: Double?
     /// Index of the device in `Device.all()`.
@@ -17,7 +20,7 @@ public struct WorkerRequest<Problem: Codable>: Codable {
     public var seed: UInt64
 
     private enum CodingKeys: String, CodingKey {
-        case family, problem, config, cutoff, device, repetitions, seed
+        case family, problem, role, given, config, cutoff, device, repetitions, seed
         case minimumSeconds = "minimum_seconds"
     }
 }
@@ -40,9 +43,14 @@ public final class CandidateMeasurer<Family: KernelFamily> {
     /// Forgets the harness (after a launch failure the device state may be spoiled).
     public func forget() { harness = nil }
 
-    public func evaluate(_ problem: Family.Problem, configuration: Configuration, cutoff: Double?, repetitions: Int,
-                         minimumSeconds: Double, seed: UInt64) -> EvaluationResult {
-        let problems = family.violations(of: configuration, for: problem)
+    /// Measures `configuration` as a configuration of `role`, given the configurations of the roles it depends on:
+    /// that role's kernels alone are timed.
+    public func evaluate(_ problem: Family.Problem, role: String, given: [String: Configuration], configuration: Configuration,
+                         cutoff: Double?, repetitions: Int, minimumSeconds: Double, seed: UInt64) -> EvaluationResult {
+        guard let kernelRole = Family.role(named: role) else {
+            return EvaluationResult(status: .environment, message: "\(Family.name) has no role \(role)")
+        }
+        let problems = family.violations(of: configuration, for: problem, role: kernelRole, given: given)
         guard problems.isEmpty else {
             return EvaluationResult(status: .invalidConfiguration, message: problems.joined(separator: "; "))
         }
@@ -60,7 +68,9 @@ public final class CandidateMeasurer<Family: KernelFamily> {
             self.harness = (problem, seed, harness)
         }
         do {
-            let measured = try harness.measure(configuration, warmup: 1, repetitions: repetitions, minimumSeconds: minimumSeconds, cutoff: cutoff)
+            let configurations = given.sorted { $0.key < $1.key }.map(\.value) + [configuration]
+            let measured = try harness.measure(configurations, role: Family.roles.count > 1 ? role : nil, warmup: 1, repetitions: repetitions,
+                                               minimumSeconds: minimumSeconds, cutoff: cutoff)
             return EvaluationResult(status: measured.isCorrect ? .ok : .wrongResult, seconds: measured.seconds,
                                     compileSeconds: measured.compileSeconds, gflops: measured.gflops,
                                     maxAbsError: measured.maxAbsError, tolerance: measured.check.tolerance)
@@ -81,19 +91,23 @@ public final class CandidateMeasurer<Family: KernelFamily> {
 public final class InProcessEvaluator<Family: KernelFamily>: CandidateEvaluator {
     let measurer: CandidateMeasurer<Family>
     let problem: Family.Problem
+    let role: String, given: [String: Configuration]
     let repetitions: Int, minimumSeconds: Double, seed: UInt64
 
-    public init(family: Family, problem: Family.Problem, repetitions: Int, minimumSeconds: Double, seed: UInt64) {
+    public init(family: Family, problem: Family.Problem, role: String, given: [String: Configuration], repetitions: Int,
+                minimumSeconds: Double, seed: UInt64) {
         measurer = CandidateMeasurer(family: family)
         self.problem = problem
+        self.role = role
+        self.given = given
         self.repetitions = repetitions
         self.minimumSeconds = minimumSeconds
         self.seed = seed
     }
 
     public func evaluate(_ configuration: Configuration, cutoff: Double?) throws -> EvaluationResult {
-        let result = measurer.evaluate(problem, configuration: configuration, cutoff: cutoff, repetitions: repetitions,
-                                       minimumSeconds: minimumSeconds, seed: seed)
+        let result = measurer.evaluate(problem, role: role, given: given, configuration: configuration, cutoff: cutoff,
+                                       repetitions: repetitions, minimumSeconds: minimumSeconds, seed: seed)
         if result.status == .launchFailure { measurer.forget() }
         if result.status == .environment { throw EnvironmentFailure(result.message ?? "nothing can be measured here") }
         return result
@@ -170,8 +184,9 @@ public enum TuningWorker {
                 }
                 measurers[Family.name] = measurer
             }
-            let result = measurer.evaluate(request.problem, configuration: request.config, cutoff: request.cutoff, repetitions: request.repetitions,
-                                           minimumSeconds: request.minimumSeconds, seed: request.seed)
+            let result = measurer.evaluate(request.problem, role: request.role, given: request.given, configuration: request.config,
+                                           cutoff: request.cutoff, repetitions: request.repetitions, minimumSeconds: request.minimumSeconds,
+                                           seed: request.seed)
             if result.status == .launchFailure {
                 // A failed launch may leave the context unusable: the next request starts from a new one.
                 measurers[Family.name] = nil

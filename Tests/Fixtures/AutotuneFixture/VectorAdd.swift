@@ -14,7 +14,7 @@ final class VectorAdd: KernelFamily, @unchecked Sendable {
 
     static let name = "vadd"
     static let summary = "c = a + b on fp32 vectors (a test fixture)"
-    static let variants = ["vadd"]
+    static let roles = [KernelRole("vadd", variants: ["vadd"], summary: "the sum")]
     static let conformanceProblems = [Problem(n: 37)]
     static let problemOptions = [ProblemOption("n", .integer, help: "Vector length.", primary: true)]
 
@@ -42,13 +42,13 @@ final class VectorAdd: KernelFamily, @unchecked Sendable {
         return ResourceNeeds(deviceBuffers: [bytes, bytes, bytes], hostBytes: try Checked.product(bytes, 5, what: "the host vectors"))
     }
 
-    func spaces(for problem: Problem) -> [SearchSpace] {
+    func spaces(for problem: Problem, role: KernelRole, given: [String: Configuration]) -> [SearchSpace] {
         let parameters = [Parameter("VW", [1, 2, 4, 8]), Parameter("WPT", [1, 2, 4]), Parameter("LOCAL", [1, 8, 32, 64])]
         return [SearchSpace(variant: "vadd", parameters: parameters,
                             constraints: limits.workGroupConstraints(["LOCAL"]) { ($0["LOCAL"]!, 1) })]
     }
 
-    func defaults(for problem: Problem) -> [Configuration] {
+    func defaults(for problem: Problem, role: KernelRole, given: [String: Configuration]) -> [Configuration] {
         [Configuration(variant: "vadd", ["VW": 4, "WPT": 1, "LOCAL": 8]), Configuration(variant: "vadd", ["VW": 1, "WPT": 1, "LOCAL": 1])]
     }
 
@@ -77,8 +77,8 @@ final class VectorAdd: KernelFamily, @unchecked Sendable {
 
         func reset() throws { try c.fill(.nan) }
 
-        func launch(_ configuration: Configuration?) throws -> KernelLaunch {
-            let (configuration, source) = try family.resolve(configuration, for: problem)
+        func launch(_ configurations: [Configuration], role: String?) throws -> KernelLaunch {
+            let (configuration, source) = try family.resolve(configurations.first, for: problem)
             let v = configuration.values
             let options = configuration.defines
             let perItem = v["WPT"]! * v["VW"]!
@@ -89,7 +89,7 @@ final class VectorAdd: KernelFamily, @unchecked Sendable {
                     on: context.queue, global: [(items + local - 1) / local * local], local: [local],
                     arguments: [Int32(problem.n), a, b, c])
             }
-            return KernelLaunch(configuration: configuration, source: source, events: [event])
+            return KernelLaunch(role: "vadd", configuration: configuration, source: source, events: [event])
         }
 
         /// Exact: one fp32 addition per element.
