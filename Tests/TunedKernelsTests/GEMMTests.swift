@@ -27,23 +27,37 @@ import TunedKernels
 
     /// The decoding variant on its own shapes: M of 1, 2 and 7, odd N and K, every layout, both precisions,
     /// with and without split-K, vector widths that do not divide N or K.
-    @Test(arguments: [
+    static let gemvConfigurations = [
         Configuration(variant: "gemv", ["GVW": 16, "GNV": 8, "GMR": 1, "GLN": 1, "KSPLIT": 16, "GSTREAM": 0, "GCR": 1, "GRB": 1]),
         Configuration(variant: "gemv", ["GVW": 4, "GNV": 1, "GMR": 2, "GLN": 32, "KSPLIT": 1, "GSTREAM": 0, "GCR": 1, "GRB": 1]),
         Configuration(variant: "gemv", ["GVW": 1, "GNV": 4, "GMR": 8, "GLN": 8, "KSPLIT": 2, "GSTREAM": 0, "GCR": 1, "GRB": 1]),
         Configuration(variant: "gemv", ["GVW": 16, "GNV": 1, "GMR": 1, "GLN": 1, "KSPLIT": 2, "GSTREAM": 1, "GCR": 1, "GRB": 1]),
         Configuration(variant: "gemv", ["GVW": 4, "GNV": 1, "GMR": 4, "GLN": 1, "KSPLIT": 16, "GSTREAM": 1, "GCR": 8, "GRB": 1]),
         Configuration(variant: "gemv", ["GVW": 8, "GNV": 2, "GMR": 2, "GLN": 1, "KSPLIT": 4, "GSTREAM": 1, "GCR": 2, "GRB": 8]),
-    ])
+    ]
+
+    @Test(arguments: gemvConfigurations)
     func gemvDecodingShapes(configuration: Configuration) throws {
+        // Row streaming is for B stored K x N (nn, tn); the others take every layout, two per configuration.
+        let index = Self.gemvConfigurations.firstIndex(of: configuration) ?? 0
+        let combinations = configuration["GSTREAM"] == 1
+            ? [(GEMMLayout.nn, Precision.allCases[index % 2]), (.tn, Precision.allCases[(index + 1) % 2])]
+            : Self.combinations(index)
         for (m, n, k) in [(1, 1023, 1025), (2, 129, 67), (7, 31, 1000), (1, 1, 1), (3, 5, 17)] {
-            // Row streaming is for B stored K x N.
-            for layout in GEMMLayout.allCases where configuration["GSTREAM"] == 0 || !layout.transposeB {
-                for precision in Precision.allCases {
-                    try Self.verify(GEMMProblem(m: m, n: n, k: k, precision: precision, layout: layout), configuration, beta: 0.5)
-                }
+            for (layout, precision) in combinations {
+                try Self.verify(GEMMProblem(m: m, n: n, k: k, precision: precision, layout: layout), configuration, beta: 0.5)
             }
         }
+    }
+
+    /// Every layout and precision pair is a program of its own (about a second to build on a CPU device), so a
+    /// configuration runs in two of the eight, chosen so that each configuration sees both precisions and both
+    /// operands transposed and not (nn and tt, or nt and tn), and consecutive configurations (a variant's) see
+    /// all four layouts: every pair is covered, at a quarter of the builds.
+    static func combinations(_ index: Int) -> [(GEMMLayout, Precision)] {
+        let layouts: [GEMMLayout] = index % 2 == 0 ? [.nn, .tt] : [.nt, .tn]
+        let first = Precision.allCases[(index / 2) % 2], second = Precision.allCases[(index / 2 + 1) % 2]
+        return [(layouts[0], first), (layouts[1], second)]
     }
 
     static let oddShapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 5, 3), (127, 129, 65), (1025, 1023, 1)]
@@ -57,24 +71,31 @@ import TunedKernels
         #expect(report.inputViolations == 0, "\(problem) \(report.configuration) changed A or B")
     }
 
-    @Test(arguments: configurations, Precision.allCases)
-    func oddShapesAllLayouts(configuration: Configuration, precision: Precision) throws {
-        for layout in GEMMLayout.allCases {
+    /// Odd shapes in two layout and precision pairs per configuration (``combinations(_:)``), then strided batches
+    /// with beta and a tail in the same programs.
+    @Test(arguments: configurations.indices)
+    func oddShapesAllLayouts(index: Int) throws {
+        let configuration = Self.configurations[index]
+        for (layout, precision) in Self.combinations(index) {
             for (m, n, k) in Self.oddShapes {
                 try Self.verify(GEMMProblem(m: m, n: n, k: k, precision: precision, layout: layout), configuration)
             }
+            let problem = GEMMProblem(m: 33, n: 17, k: 45, batch: 3, precision: precision, layout: layout)
+            try Self.verify(problem, configuration, beta: 0.5)
+            try Self.verify(problem, configuration, beta: 0, layout: .init(offset: 0, rowPadding: 0, batchGap: 0, tail: 1))
         }
     }
 
-    @Test(arguments: configurations)
-    func stridedBatchesWithBeta(configuration: Configuration) throws {
-        for precision in Precision.allCases {
-            for layout in [GEMMLayout.nn, .tt] {
-                let problem = GEMMProblem(m: 33, n: 17, k: 45, batch: 3, precision: precision, layout: layout)
-                try Self.verify(problem, configuration, beta: 0.5)
-                try Self.verify(problem, configuration, beta: 0, layout: .init(offset: 0, rowPadding: 0, batchGap: 0, tail: 1))
-            }
+    /// Every layout and precision pair is covered by some configuration of every variant with two or more.
+    @Test func combinationsCoverEveryPair() {
+        var byVariant: [String: Set<String>] = [:]
+        for (index, configuration) in Self.configurations.enumerated() {
+            for (layout, precision) in Self.combinations(index) { byVariant[configuration.variant, default: []].insert("\(layout)-\(precision)") }
         }
+        for (variant, pairs) in byVariant where Self.configurations.filter({ $0.variant == variant }).count >= 2 {
+            #expect(Set(pairs.map { $0.split(separator: "-")[0] }).count == 4, "\(variant): \(pairs)")
+        }
+        #expect(Set(byVariant.values.flatMap { $0 }).count == 8)
     }
 
     /// The large odd shape, for one configuration per variant (it costs a second or more each).
