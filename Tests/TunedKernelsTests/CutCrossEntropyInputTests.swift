@@ -30,19 +30,17 @@ import Testing
         /// The loss and gradients through the API.
         func run(_ cce: CutCrossEntropy, checkTargets: Bool = true) throws -> Result {
             let context = cce.context, precision = problem.precision
-            let e = try CCEStorage.upload(context, self.e, precision), c = try CCEStorage.upload(context, self.c, precision)
-            let bias = problem.bias ? try CCEStorage.upload(context, self.bias, precision) : nil
+            let (n, v, d) = (problem.tokens, problem.vocab, problem.dim)
+            let e = try DeviceTensor(context, self.e, format: precision, shape: [n, d]), c = try DeviceTensor(context, self.c, format: precision, shape: [v, d])
+            let bias = problem.bias ? try DeviceTensor(context, self.bias, format: precision) : nil
             let targets = try DeviceBuffer<Int32>(context, self.targets), grad = try DeviceBuffer<Float>(context, gradOutput)
-            let de = try CCEStorage.buffer(context, count: problem.tokens * problem.dim, precision)
-            let dc = try CCEStorage.buffer(context, count: problem.vocab * problem.dim, precision)
-            let db = problem.bias ? try CCEStorage.buffer(context, count: problem.vocab, precision) : nil
+            let de = try DeviceTensor(context, format: precision, shape: [n, d]), dc = try DeviceTensor(context, format: precision, shape: [v, d])
+            let db = problem.bias ? try DeviceTensor(context, format: precision, shape: [v]) : nil
             let loss = try cce.loss(problem, embeddings: e, classifier: c, bias: bias, targets: targets, checkTargets: checkTargets)
             try cce.gradients(problem, embeddings: e, classifier: c, bias: bias, targets: targets, loss: loss, gradOutput: grad,
                               dEmbeddings: de, dClassifier: dc, dBias: db)
             return Result(total: try loss.value(), valid: try loss.valid.download(count: 1)[0],
-                          dE: try CCEStorage.download(de, count: problem.tokens * problem.dim),
-                          dC: try CCEStorage.download(dc, count: problem.vocab * problem.dim),
-                          dB: try db.map { try CCEStorage.download($0, count: problem.vocab) })
+                          dE: try de.download(), dC: try dc.download(), dB: try db?.download())
         }
 
         var inputs: CCEReference.Inputs {
@@ -103,8 +101,8 @@ import Testing
     /// A -inf bias masks its entry: without smoothing the loss and gradients are those of the other entries
     /// (finite), with smoothing the loss is +inf (PyTorch's definition) and the gradients stay finite; in every
     /// precision, filtered and exact, in id order and sorted.
-    @Test(arguments: CCEPrecision.allCases)
-    func negativeInfinityBiasMasksAnEntry(precision: CCEPrecision) throws {
+    @Test(arguments: CutCrossEntropy.formats)
+    func negativeInfinityBiasMasksAnEntry(precision: ElementFormat) throws {
         let cce = try #require(Self.cce)
         for (smoothing, filter, sorted) in [(0.0, "auto", false), (0.1, "off", true)] {
             var test = Case(CCEProblem(tokens: 130, vocab: 70, dim: 20, precision: precision, bias: true, labelSmoothing: smoothing,
@@ -122,8 +120,8 @@ import Testing
 
     /// NaN or infinity in E, C, the bias or the incoming gradient reaches the gradients with the default filter
     /// exactly where it does with the filter off (before, every tile was skipped as small and dE, dC were 0).
-    @Test(arguments: [CCEPrecision.half, .bfloat16])
-    func nonFiniteInputsReachTheGradients(precision: CCEPrecision) throws {
+    @Test(arguments: [ElementFormat.half, .bfloat16])
+    func nonFiniteInputsReachTheGradients(precision: ElementFormat) throws {
         let cce = try #require(Self.cce)
         let (n, v, d) = (256, 512, 64)
         let poisons: [(String, (inout Case) -> Void)] = [
@@ -154,7 +152,7 @@ import Testing
         let cce = try #require(Self.cce)
         let context = cce.context
         let problem = CCEProblem(tokens: 6, vocab: 10, dim: 4, precision: .single)
-        func buffer(_ count: Int) throws -> DeviceBuffer<Float> { try DeviceBuffer<Float>(context, (0..<count).map { Float($0 % 7) / 7 }) }
+        func buffer(_ count: Int) throws -> DeviceTensor { try DeviceTensor(context, (0..<count).map { Float($0 % 7) / 7 }, format: .single) }
         let (e, c, bigC) = (try buffer(24), try buffer(40), try buffer(80))
         let targets = try DeviceBuffer<Int32>(context, [0, 1, 2, 3, 4, 5]), one = try DeviceBuffer<Float>(context, [1])
         let (de, dc, bigDC) = (try buffer(24), try buffer(40), try buffer(80))
@@ -193,15 +191,16 @@ import Testing
         let cce = try #require(Self.cce)
         let context = cce.context
         let problem = CCEProblem(tokens: 8, vocab: 8, dim: 4, precision: .single, bias: true)
-        func buffer(_ count: Int) throws -> DeviceBuffer<Float> { try DeviceBuffer<Float>(context, (0..<count).map { Float($0 % 5) / 5 }) }
+        func buffer(_ count: Int) throws -> DeviceTensor { try DeviceTensor(context, (0..<count).map { Float($0 % 5) / 5 }, format: .single) }
         let (e, c, b) = (try buffer(32), try buffer(32), try buffer(8))
-        let targets = try DeviceBuffer<Int32>(context, [0, 1, 2, 3, 4, 5, 6, 7]), one = try buffer(8)
+        let targets = try DeviceBuffer<Int32>(context, [0, 1, 2, 3, 4, 5, 6, 7]), oneTensor = try buffer(8)
+        let one = try #require(oneTensor.buffer as? DeviceBuffer<Float>)
         let (de, dc, db) = (try buffer(32), try buffer(32), try buffer(8))
         let loss = try cce.loss(problem, embeddings: e, classifier: c, bias: b, targets: targets)
-        let cases: [(any AnyDeviceBuffer, any AnyDeviceBuffer, any AnyDeviceBuffer, String)] = [
+        let cases: [(DeviceTensor, DeviceTensor, DeviceTensor, String)] = [
             (e, dc, db, "dEmbeddings is the same buffer as embeddings"), (de, c, db, "dClassifier is the same buffer as classifier"),
             (de, e, db, "dClassifier is the same buffer as embeddings"), (de, de, db, "dEmbeddings is the same buffer as dClassifier"),
-            (de, dc, b, "dBias is the same buffer as bias"), (de, dc, one, "dBias is the same buffer as gradOutput"),
+            (de, dc, b, "dBias is the same buffer as bias"), (de, dc, oneTensor, "dBias is the same buffer as gradOutput"),
         ]
         for (dE, dC, dB, message) in cases {
             #expect { try cce.gradients(problem, embeddings: e, classifier: c, bias: b, targets: targets, loss: loss, gradOutput: one,
@@ -242,7 +241,7 @@ import Testing
         let wide = CCEProblem(tokens: 2, vocab: 1 << 25, dim: 1, precision: .half, filter: "off")
         try #require(try CutCrossEntropy.needs(wide).hostBytes > ResourceNeeds.availableHostBytes())
         let context = cce.context
-        let e = try DeviceBuffer<Float16>(context, [0.5, -0.25]), c = try DeviceBuffer<Float16>(context, count: 1 << 25)
+        let e = try DeviceTensor(context, [0.5, -0.25], format: .half), c = try DeviceTensor(context, format: .half, shape: [1 << 25])
         try c.fill(0)
         let loss = try cce.loss(wide, embeddings: e, classifier: c, targets: try DeviceBuffer<Int32>(context, [3, 7]))
         // Every logit is 0: the loss of each row is log V.
@@ -255,7 +254,7 @@ import Testing
         let cce = try #require(Self.cce)
         let context = cce.context
         let problem = CCEProblem(tokens: 5, vocab: 7, dim: 3, precision: .single, filter: "off")
-        let e = try DeviceBuffer<Float>(context, count: 15), c = try DeviceBuffer<Float>(context, count: 21)
+        let e = try DeviceTensor(context, format: .single, shape: [5, 3]), c = try DeviceTensor(context, format: .single, shape: [7, 3])
         try e.fill(0.5)
         try c.fill(0.25)
         let good = try DeviceBuffer<Int32>(context, [0, 6, -100, 3, 1]), bad = try DeviceBuffer<Int32>(context, [0, 6, -100, 7, 1])
@@ -272,7 +271,7 @@ import Testing
         let cce = try #require(Self.cce)
         let test = Case(CCEProblem(tokens: 40, vocab: 50, dim: 8, precision: .single, filter: "off", data: .uniform))
         let context = cce.context, problem = test.problem
-        let e = try DeviceBuffer<Float>(context, test.e), c = try DeviceBuffer<Float>(context, test.c)
+        let e = try DeviceTensor(context, test.e, format: .single), c = try DeviceTensor(context, test.c, format: .single)
         let targets = try DeviceBuffer<Int32>(context, test.targets)
         let first = try cce.loss(problem, embeddings: e, classifier: c, targets: targets, checkTargets: false)
         let value = try first.value()
@@ -283,12 +282,12 @@ import Testing
         var larger = problem
         larger.tokens = 80
         let moreTargets = try DeviceBuffer<Int32>(context, test.targets + test.targets)
-        let moreE = try DeviceBuffer<Float>(context, test.e + test.e)
+        let moreE = try DeviceTensor(context, test.e + test.e, format: .single)
         #expect { try cce.loss(larger, embeddings: moreE, classifier: c, targets: moreTargets, reusing: first) } throws: { "\($0)".contains("too small") }
         // A loss call into it that fails (a bad target) leaves it refused by the gradients until the next good one.
         let bad = try DeviceBuffer<Int32>(context, test.targets.map { _ in Int32(problem.vocab) })
         #expect(throws: CCEError.self) { try cce.loss(problem, embeddings: e, classifier: c, targets: bad, reusing: first) }
-        let dE = try DeviceBuffer<Float>(context, count: test.e.count), dC = try DeviceBuffer<Float>(context, count: test.c.count)
+        let dE = try DeviceTensor(context, format: .single, shape: [test.e.count]), dC = try DeviceTensor(context, format: .single, shape: [test.c.count])
         let one = try DeviceBuffer<Float>(context, [1])
         #expect { try cce.gradients(problem, embeddings: e, classifier: c, targets: targets, loss: first, gradOutput: one, dEmbeddings: dE, dClassifier: dC) }
             throws: { "\($0)".contains("no complete result") }

@@ -25,8 +25,8 @@ import Testing
 
     static let shapes: [(Int, Int, Int)] = [(256, 512, 128), (252, 507, 123), (1, 3, 1), (1000, 1031, 67)]
 
-    @Test(arguments: CCEPrecision.allCases)
-    func plainMeanOnOddShapesExact(precision: CCEPrecision) throws {
+    @Test(arguments: CutCrossEntropy.formats)
+    func plainMeanOnOddShapesExact(precision: ElementFormat) throws {
         for (n, v, d) in Self.shapes {
             try Self.expectCorrect(CCEProblem(tokens: n, vocab: v, dim: d, precision: precision, filter: "off", data: .uniform))
         }
@@ -36,7 +36,7 @@ import Testing
     @Test(arguments: CCEReduction.allCases)
     func everyOptionTogether(reduction: CCEReduction) throws {
         for (n, v, d) in [(252, 507, 123), (1000, 1031, 67)] {
-            for precision in CCEPrecision.allCases {
+            for precision in CutCrossEntropy.formats {
                 try Self.expectCorrect(CCEProblem(tokens: n, vocab: v, dim: d, precision: precision, bias: true, softcap: 20, shift: true,
                                                   zLoss: 1e-3, labelSmoothing: 0.1, reduction: reduction, filter: "off", data: .uniform))
             }
@@ -45,8 +45,8 @@ import Testing
 
     /// A peaked softmax (the trained-like data) with the default filter (fp16, bfloat16) or a threshold (fp32):
     /// tiles are skipped and the result stays within the filtered tolerance.
-    @Test(arguments: CCEPrecision.allCases)
-    func peakedSoftmaxFiltered(precision: CCEPrecision) throws {
+    @Test(arguments: CutCrossEntropy.formats)
+    func peakedSoftmaxFiltered(precision: ElementFormat) throws {
         let filter = precision == .single ? "1e-5" : "auto"
         for (n, v, d) in [(256, 512, 128), (1000, 1031, 67)] {
             let problem = CCEProblem(tokens: n, vocab: v, dim: d, precision: precision, bias: true, filter: filter, data: .trained)
@@ -65,7 +65,7 @@ import Testing
     /// The vocabulary processed by decreasing average logit: the same loss and gradients (dC and db written to each
     /// class's own row), exact and filtered; on shuffled ids it skips more tiles than the id order does.
     @Test func sortedVocabulary() throws {
-        for precision in [CCEPrecision.half, .single] {
+        for precision in [ElementFormat.half, .single] {
             try Self.expectCorrect(CCEProblem(tokens: 252, vocab: 507, dim: 123, precision: precision, bias: true, softcap: 20, shift: true,
                                               labelSmoothing: 0.1, reduction: .none, filter: "off", sortVocabulary: true, data: .uniform))
         }
@@ -109,8 +109,8 @@ import Testing
     /// only where the local ones do not fit, so the family sees canned limits: this device's work-group limits with
     /// 48 KiB of local memory (a GPU's), where 32 rows of D = 300 do not fit. (The kernels run on this device, whatever
     /// its own local memory.)
-    @Test(arguments: CCEPrecision.allCases)
-    func globalAccumulators(precision: CCEPrecision) throws {
+    @Test(arguments: CutCrossEntropy.formats)
+    func globalAccumulators(precision: ElementFormat) throws {
         let device = try #require(Shared.context)
         var limits = DeviceLimits(device.device)
         limits.localMemoryBytes = 48 * 1024
@@ -170,8 +170,8 @@ import Testing
 
     /// The baselines of `bench cce` compute the same loss and gradients: the materialized path (our GEMM and the
     /// log-softmax kernels; fp32 GEMMs for single and bfloat16 storage) and OpenBLAS on the host.
-    @Test(arguments: [CCEPrecision.single, .bfloat16])
-    func baselinesAgreeWithTheReference(precision: CCEPrecision) throws {
+    @Test(arguments: [ElementFormat.single, .bfloat16])
+    func baselinesAgreeWithTheReference(precision: ElementFormat) throws {
         let cce = try #require(Self.cce)
         let problem = CCEProblem(tokens: 252, vocab: 507, dim: 123, precision: precision, bias: true, softcap: 20, shift: true,
                                  zLoss: 1e-3, labelSmoothing: 0.1, reduction: .sum, filter: "off", data: .uniform)
@@ -292,7 +292,7 @@ import Testing
         let cce = try #require(Self.cce)
         let context = cce.context
         let problem = CCEProblem(tokens: 5, vocab: 7, dim: 3, precision: .half)
-        let e = try DeviceBuffer<Float16>(context, count: 15), c = try DeviceBuffer<Float16>(context, count: 21)
+        let e = try DeviceTensor(context, format: .half, shape: [5, 3]), c = try DeviceTensor(context, format: .half, shape: [7, 3])
         let good = try DeviceBuffer<Int32>(context, [0, 6, -100, 3, 1])
         // A target outside [0, V) names its position.
         let bad = try DeviceBuffer<Int32>(context, [0, 6, -100, 7, 1])
@@ -302,22 +302,25 @@ import Testing
         let negative = try DeviceBuffer<Int32>(context, [0, -1, -100, 3, 1])
         #expect { try cce.loss(problem, embeddings: e, classifier: c, targets: negative) } throws: { "\($0)".contains("targets[1] = -1") }
         // Element type, size, bias presence.
-        let single = try DeviceBuffer<Float>(context, count: 15)
-        #expect { try cce.loss(problem, embeddings: single, classifier: c, targets: good) } throws: { "\($0)".contains("half storage needs Float16") }
-        let short = try DeviceBuffer<Float16>(context, count: 20)
-        #expect { try cce.loss(problem, embeddings: e, classifier: short, targets: good) } throws: { "\($0)".contains("classifier holds 20 elements") }
+        let single = try DeviceTensor(context, format: .single, shape: [5, 3])
+        #expect { try cce.loss(problem, embeddings: single, classifier: c, targets: good) } throws: { "\($0)".contains("embeddings is a single tensor; the problem's storage is half") }
+        let short = try DeviceTensor(context, format: .half, shape: [20])
+        #expect { try cce.loss(problem, embeddings: e, classifier: short, targets: good) } throws: { "\($0)".contains("classifier has the shape [20]") }
+        // A buffer of another type than its tensor's format is refused when the tensor is made.
+        #expect(throws: TensorError.self) { try DeviceTensor(try DeviceBuffer<Float>(context, count: 15), format: .half, shape: [5, 3]) }
+        #expect(throws: TensorError.self) { try DeviceTensor(try DeviceBuffer<Float16>(context, count: 14), format: .half, shape: [5, 3]) }
         #expect { try cce.loss(problem, embeddings: e, classifier: c, bias: c, targets: good) } throws: { "\($0)".contains("the problem has no bias") }
         var withBias = problem
         withBias.bias = true
-        #expect { try cce.loss(withBias, embeddings: e, classifier: c, targets: good) } throws: { "\($0)".contains("no bias buffer") }
+        #expect { try cce.loss(withBias, embeddings: e, classifier: c, targets: good) } throws: { "\($0)".contains("no bias tensor") }
         let shortTargets = try DeviceBuffer<Int32>(context, [0, 1])
         #expect { try cce.loss(problem, embeddings: e, classifier: c, targets: shortTargets) } throws: { "\($0)".contains("targets holds 2") }
         // The gradients: their buffers and the incoming gradient.
         let loss = try cce.loss(problem, embeddings: e, classifier: c, targets: good)
         let one = try DeviceBuffer<Float>(context, [1])
-        let de = try DeviceBuffer<Float16>(context, count: 15), dc = try DeviceBuffer<Float16>(context, count: 21)
+        let de = try DeviceTensor(context, format: .half, shape: [5, 3]), dc = try DeviceTensor(context, format: .half, shape: [7, 3])
         #expect { try cce.gradients(problem, embeddings: e, classifier: c, targets: good, loss: loss, gradOutput: one,
-                                    dEmbeddings: de, dClassifier: try DeviceBuffer<Float16>(context, count: 3)) } throws: { "\($0)".contains("dClassifier holds 3") }
+                                    dEmbeddings: de, dClassifier: try DeviceTensor(context, format: .half, shape: [3])) } throws: { "\($0)".contains("dClassifier has the shape [3]") }
         var none = problem
         none.reduction = .none
         #expect { try cce.gradients(none, embeddings: e, classifier: c, targets: good, loss: loss, gradOutput: one,

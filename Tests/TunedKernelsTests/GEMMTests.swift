@@ -41,7 +41,7 @@ import TunedKernels
         // Row streaming is for B stored K x N (nn, tn); the others take every layout, two per configuration.
         let index = Self.gemvConfigurations.firstIndex(of: configuration) ?? 0
         let combinations = configuration["GSTREAM"] == 1
-            ? [(GEMMLayout.nn, Precision.allCases[index % 2]), (.tn, Precision.allCases[(index + 1) % 2])]
+            ? [(GEMMLayout.nn, GEMM.formats[index % 2]), (.tn, GEMM.formats[(index + 1) % 2])]
             : Self.combinations(index)
         for (m, n, k) in [(1, 1023, 1025), (2, 129, 67), (7, 31, 1000), (1, 1, 1), (3, 5, 17)] {
             for (layout, precision) in combinations {
@@ -54,9 +54,9 @@ import TunedKernels
     /// configuration runs in two of the eight, chosen so that each configuration sees both precisions and both
     /// operands transposed and not (nn and tt, or nt and tn), and consecutive configurations (a variant's) see
     /// all four layouts: every pair is covered, at a quarter of the builds.
-    static func combinations(_ index: Int) -> [(GEMMLayout, Precision)] {
+    static func combinations(_ index: Int) -> [(GEMMLayout, ElementFormat)] {
         let layouts: [GEMMLayout] = index % 2 == 0 ? [.nn, .tt] : [.nt, .tn]
-        let first = Precision.allCases[(index / 2) % 2], second = Precision.allCases[(index / 2 + 1) % 2]
+        let first = GEMM.formats[(index / 2) % 2], second = GEMM.formats[(index / 2 + 1) % 2]
         return [(layouts[0], first), (layouts[1], second)]
     }
 
@@ -101,7 +101,7 @@ import TunedKernels
     /// The large odd shape, for one configuration per variant (it costs a second or more each).
     @Test(arguments: [configurations[0], configurations[2], configurations[3], configurations[4]])
     func largeOddShape(configuration: Configuration) throws {
-        for (precision, layout) in [(Precision.single, GEMMLayout.nn), (.half, .tn)] {
+        for (precision, layout) in [(ElementFormat.single, GEMMLayout.nn), (.half, .tn)] {
             try Self.verify(GEMMProblem(m: 1000, n: 999, k: 1001, precision: precision, layout: layout), configuration,
                             layout: .init(offset: 1, rowPadding: 1, batchGap: 0, tail: 3))
         }
@@ -110,7 +110,7 @@ import TunedKernels
     /// The dispatcher's own choice (default configurations, including small-matrix and split-K paths).
     @Test(arguments: [(1, 1, 1), (7, 5, 3), (64, 48, 20000), (300, 200, 100), (1025, 1023, 1), (3, 700, 900), (400, 37, 300)])
     func dispatcherChoice(shape: (Int, Int, Int)) throws {
-        for precision in Precision.allCases {
+        for precision in GEMM.formats {
             try Self.verify(GEMMProblem(m: shape.0, n: shape.1, k: shape.2, precision: precision, layout: .nt), nil, beta: 0.25)
         }
     }

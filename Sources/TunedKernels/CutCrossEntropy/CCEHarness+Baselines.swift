@@ -30,16 +30,16 @@ extension CCEHarness {
 
     func materialized(repetitions: Int) throws -> Baseline.Result {
         let gemm = try GEMM(context: context)
-        let precision: Precision = problem.precision == .half ? .half : .single
+        let precision: ElementFormat = problem.precision == .half ? .half : .single
         let (rows, v, d) = (problem.rows, problem.vocab, problem.dim)
         // Operands in the GEMM's precision (copies only for bfloat16).
         let floats = problem.precision == .bfloat16
-        let e = floats ? try DeviceBuffer<Float>(context, inputs.embeddings.map(Float.init)) : self.e
-        let c = floats ? try DeviceBuffer<Float>(context, inputs.classifier.map(Float.init)) : self.c
-        let bias = try self.bias.map { floats ? try DeviceBuffer<Float>(context, inputs.bias.map(Float.init)) : $0 }
-        let de = floats ? try DeviceBuffer<Float>(context, count: problem.tokens * d) : dE
-        let dc = floats ? try DeviceBuffer<Float>(context, count: v * d) : dC
-        let db = try dBias.map { floats ? try DeviceBuffer<Float>(context, count: v) : $0 }
+        let e = floats ? try DeviceTensor(context, inputs.embeddings.map(Float.init), format: .single) : self.e
+        let c = floats ? try DeviceTensor(context, inputs.classifier.map(Float.init), format: .single) : self.c
+        let bias = try self.bias.map { floats ? try DeviceTensor(context, inputs.bias.map(Float.init), format: .single) : $0 }
+        let de = floats ? try DeviceTensor(context, format: .single, shape: [problem.tokens * d]) : dE
+        let dc = floats ? try DeviceTensor(context, format: .single, shape: [v * d]) : dC
+        let db = try dBias.map { floats ? try DeviceTensor(context, format: .single, shape: [v]) : $0 }
         // The materialized path reads the targets as given, in the vocabulary's own order.
         var unordered = problem
         unordered.sortVocabulary = false
@@ -49,28 +49,28 @@ extension CCEHarness {
         let total = try DeviceBuffer<Float>(context, count: 1), valid = try DeviceBuffer<Int32>(context, count: 1)
         let mode = Int32(problem.reduction == .mean ? 0 : problem.reduction == .sum ? 1 : 2)
         func kernel(_ name: String) throws -> Kernel { try family.core.kernel(name, options: options) }
-        let argument = family.argument
+        let argument: (any AnyDeviceBuffer) throws -> any KernelArgument = family.argument
         context.memory.resetPeak()
         func step() throws {
-            let z = try CCEStorage.buffer(context, count: rows * v, floats ? .single : problem.precision)
+            let z = try DeviceTensor(context, format: floats ? .single : problem.precision, shape: [rows * v], poisoned: false).buffer
             let queue = context.queue
             try gemm.run(GEMMProblem(m: rows, n: v, k: d, precision: precision, layout: .nt),
-                         a: MatrixOperand(e, leadingDimension: d), b: MatrixOperand(c, leadingDimension: d), c: MatrixOperand(z, leadingDimension: v))
+                         a: MatrixOperand(e.buffer, leadingDimension: d), b: MatrixOperand(c.buffer, leadingDimension: d), c: MatrixOperand(z, leadingDimension: v))
             try family.core.serialized {
                 let (r, vv) = (Int32(rows), Int32(v))
                 _ = try kernel("cce_mat_forward").launch(on: queue, global: [rows * 64], local: [64],
-                                                          arguments: [r, vv, argument(z), argument(bias ?? e), targets, lse, losses])
+                                                          arguments: [r, vv, argument(z), argument((bias ?? e).buffer), targets, lse, losses])
                 _ = try kernel("cce_reduce").launch(on: queue, global: [64], local: [64],
                                                      arguments: [r, Int32(mode == 0 ? 1 : 0), losses, targets, total, valid])
                 _ = try kernel("cce_mat_backward").launch(on: queue, global: [rows * 64], local: [64],
                                                            arguments: [r, vv, argument(z), targets, lse, grad, mode, valid])
-                if let db { _ = try kernel("cce_mat_colsum").launch(on: queue, global: [roundUp(v, 64)], local: [64], arguments: [r, vv, argument(z), argument(db)]) }
+                if let db { _ = try kernel("cce_mat_colsum").launch(on: queue, global: [roundUp(v, 64)], local: [64], arguments: [r, vv, argument(z), argument(db.buffer)]) }
             }
-            if problem.shift { try CCEStorage.fill(de, 0) }
+            if problem.shift { try de.fill(0) }
             try gemm.run(GEMMProblem(m: rows, n: d, k: v, precision: precision, layout: .nn),
-                         a: MatrixOperand(z, leadingDimension: v), b: MatrixOperand(c, leadingDimension: d), c: MatrixOperand(de, leadingDimension: d))
+                         a: MatrixOperand(z, leadingDimension: v), b: MatrixOperand(c.buffer, leadingDimension: d), c: MatrixOperand(de.buffer, leadingDimension: d))
             try gemm.run(GEMMProblem(m: v, n: d, k: rows, precision: precision, layout: .tn),
-                         a: MatrixOperand(z, leadingDimension: v), b: MatrixOperand(e, leadingDimension: d), c: MatrixOperand(dc, leadingDimension: d))
+                         a: MatrixOperand(z, leadingDimension: v), b: MatrixOperand(e.buffer, leadingDimension: d), c: MatrixOperand(dc.buffer, leadingDimension: d))
             try queue.finish()
         }
         try step()  // warm-up: builds the kernels
@@ -78,8 +78,7 @@ extension CCEHarness {
         let seconds = try Self.medianTime(repetitions: repetitions) { try step() }
         let peak = context.memory.peakBytes
         let check = check(total: try total.download(count: 1)[0], lse: try lse.download(), losses: try losses.download(),
-                          dE: try CCEStorage.download(de, count: problem.tokens * d), dC: try CCEStorage.download(dc, count: v * d),
-                          dBias: try db.map { try CCEStorage.download($0, count: v) }, filtered: false)
+                          dE: try de.download(), dC: try dc.download(), dBias: try db?.download(), filtered: false)
         return Baseline.Result(seconds: seconds, check: check, peakDeviceBytes: peak,
                                metrics: ["extra_device_bytes": Double(max(0, peak - baseDeviceBytes))])
     }

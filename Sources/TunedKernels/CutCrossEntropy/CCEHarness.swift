@@ -25,9 +25,9 @@ public final class CCEHarness: KernelHarness {
     /// The incoming gradient: 1 for `mean` and `sum`, one value in [0.5, 1.5] per row for `none`.
     public let gradOutput: [Float]
 
-    let e: any AnyDeviceBuffer, c: any AnyDeviceBuffer, bias: (any AnyDeviceBuffer)?
+    let e: DeviceTensor, c: DeviceTensor, bias: DeviceTensor?
     let targets: DeviceBuffer<Int32>, grad: DeviceBuffer<Float>
-    let dE: any AnyDeviceBuffer, dC: any AnyDeviceBuffer, dBias: (any AnyDeviceBuffer)?
+    let dE: DeviceTensor, dC: DeviceTensor, dBias: DeviceTensor?
     /// The last launch's saved loss.
     var lastLoss: CutCrossEntropy.Loss?
     /// The role the last launch ran (nil: the whole call).
@@ -58,14 +58,15 @@ public final class CCEHarness: KernelHarness {
         reference = CCEReference.forward(problem, inputs)
         referenceGradients = CCEReference.backward(problem, inputs, forward: reference, gradOutput: gradOutput.map(Double.init))
         let context = family.context
-        e = try CCEStorage.upload(context, data.e, problem.precision)
-        c = try CCEStorage.upload(context, data.c, problem.precision)
-        bias = problem.bias ? try CCEStorage.upload(context, data.bias, problem.precision) : nil
+        let (n, v, d, format) = (problem.tokens, problem.vocab, problem.dim, problem.precision)
+        e = try DeviceTensor(context, data.e, format: format, shape: [n, d])
+        c = try DeviceTensor(context, data.c, format: format, shape: [v, d])
+        bias = problem.bias ? try DeviceTensor(context, data.bias, format: format, shape: [v]) : nil
         targets = try DeviceBuffer<Int32>(context, data.targets)
         grad = try DeviceBuffer<Float>(context, gradOutput)
-        dE = try CCEStorage.buffer(context, count: problem.tokens * problem.dim, problem.precision)
-        dC = try CCEStorage.buffer(context, count: problem.vocab * problem.dim, problem.precision)
-        dBias = problem.bias ? try CCEStorage.buffer(context, count: problem.vocab, problem.precision) : nil
+        dE = try DeviceTensor(context, format: format, shape: [n, d])
+        dC = try DeviceTensor(context, format: format, shape: [v, d])
+        dBias = problem.bias ? try DeviceTensor(context, format: format, shape: [v]) : nil
     }
 
     /// The inputs as stored (rounded to the storage precision), as Float.
@@ -125,15 +126,15 @@ public final class CCEHarness: KernelHarness {
             targets = targets.map { Int32(permutation[Int($0)]) }
         }
         for i in 0..<n where Double.random(in: 0..<1, using: &generator) < ignoredFraction { targets[i] = Int32(problem.ignoreIndex) }
-        return (e.map { CCEStorage.rounded($0, precision) }, c.map { CCEStorage.rounded($0, precision) },
-                bias.map { CCEStorage.rounded($0, precision) }, targets)
+        return (e.map { precision.rounded($0) }, c.map { precision.rounded($0) },
+                bias.map { precision.rounded($0) }, targets)
     }
 
     /// Poisons the gradients and the saved loss (NaN): an output a launch leaves unwritten fails ``check()``.
     public func reset() throws {
         lastLoss = nil
         prepared = nil
-        for buffer in [dE, dC] + (dBias.map { [$0] } ?? []) { try CCEStorage.poison(buffer) }
+        for tensor in [dE, dC] + (dBias.map { [$0] } ?? []) { try tensor.poison() }
         if let workspace { for buffer in [workspace.lse, workspace.losses, workspace.total] { try buffer.fill(.nan) } }
     }
 
@@ -170,9 +171,7 @@ public final class CCEHarness: KernelHarness {
         guard let loss = lastLoss else { return Check(maxAbsError: .infinity, tolerance: 0) }
         let total = try loss.total.download(count: 1)[0]
         let lse = try loss.lse.download(count: problem.rows), losses = try loss.losses.download(count: problem.rows)
-        let de = try CCEStorage.download(dE, count: problem.tokens * problem.dim)
-        let dc = try CCEStorage.download(dC, count: problem.vocab * problem.dim)
-        let db = try dBias.map { try CCEStorage.download($0, count: problem.vocab) }
+        let (de, dc, db) = (try dE.download(), try dC.download(), try dBias?.download())
         let all = check(total: total, lse: lse, losses: losses, dE: de, dC: dc, dBias: db, filtered: true)
         // A forward alone is checked on its outputs (the gradients are not its).
         return lastRole == "forward" ? Check(parts: all.parts.filter { ["loss", "lse", "losses"].contains($0.key) }) : all

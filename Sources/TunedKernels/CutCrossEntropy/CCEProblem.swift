@@ -1,28 +1,13 @@
 import Foundation
 
-/// The storage precision of cut cross-entropy's embeddings, classifier, bias and gradients. Arithmetic is fp32.
-public enum CCEPrecision: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
-    /// fp16 storage (`vload_half`/`vstore_half`).
-    case half
-    /// fp32 storage.
-    case single
-    /// bfloat16 storage: 16-bit words, the upper half of an fp32 (converted by shifting; stored rounded to
-    /// nearest even).
-    case bfloat16
-
-    /// Bytes per stored element.
-    public var bytes: Int { self == .single ? 4 : 2 }
-    /// The value of the kernels' `PRECISION` define.
-    var define: String { self == .half ? "16" : self == .single ? "32" : "0xBF16" }
-    public var description: String { rawValue }
-
-    /// The default gradient filter: a tile whose every softmax term is below this is skipped (2^-12 for bfloat16,
-    /// 2^-15 for fp16: below the precision of the stored gradients); none for fp32.
+extension ElementFormat {
+    /// Cut cross-entropy's default gradient filter for this storage: a tile whose every softmax term is below this
+    /// is skipped (2^-12 for bfloat16, 2^-15 for fp16: below the precision of the stored gradients); none for fp32.
     public var defaultFilter: Float? {
         switch self {
         case .bfloat16: 0x1p-12
-        case .half: 0x1p-15
-        case .single: nil
+        case .float16: 0x1p-15
+        default: nil
         }
     }
 }
@@ -58,7 +43,7 @@ public struct CCEProblem: Hashable, Codable, Sendable, CustomStringConvertible {
     public var tokens: Int
     public var vocab: Int
     public var dim: Int
-    public var precision: CCEPrecision
+    public var precision: ElementFormat
     /// Whether a bias is added to the logits.
     public var bias: Bool
     /// `cap * tanh(z / cap)` applied to the logits (after the bias) when above 0.
@@ -86,7 +71,7 @@ public struct CCEProblem: Hashable, Codable, Sendable, CustomStringConvertible {
         case zLoss = "z-loss", labelSmoothing = "label-smoothing", ignoreIndex = "ignore-index", sortVocabulary = "sort-vocabulary"
     }
 
-    public init(tokens: Int, vocab: Int, dim: Int, precision: CCEPrecision = .half, bias: Bool = false, softcap: Double = 0,
+    public init(tokens: Int, vocab: Int, dim: Int, precision: ElementFormat = .half, bias: Bool = false, softcap: Double = 0,
                 shift: Bool = false, zLoss: Double = 0, labelSmoothing: Double = 0, reduction: CCEReduction = .mean,
                 ignoreIndex: Int = -100, filter: String = "auto", sortVocabulary: Bool = false, data: CCEData = .trained) {
         self.tokens = tokens
@@ -109,7 +94,7 @@ public struct CCEProblem: Hashable, Codable, Sendable, CustomStringConvertible {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(tokens: try c.decode(Int.self, forKey: .tokens), vocab: try c.decode(Int.self, forKey: .vocab),
                   dim: try c.decode(Int.self, forKey: .dim),
-                  precision: try c.decodeIfPresent(CCEPrecision.self, forKey: .precision) ?? .half,
+                  precision: try c.decodeIfPresent(ElementFormat.self, forKey: .precision) ?? .half,
                   bias: try c.decodeIfPresent(Bool.self, forKey: .bias) ?? false,
                   softcap: try c.decodeIfPresent(Double.self, forKey: .softcap) ?? 0,
                   shift: try c.decodeIfPresent(Bool.self, forKey: .shift) ?? false,

@@ -21,51 +21,43 @@ public enum CCEError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 extension CutCrossEntropy {
-    /// The element type name of a precision's buffers.
-    static func elementName(_ precision: CCEPrecision) -> String {
-        switch precision {
-        case .half: "Float16"
-        case .single: "Float"
-        case .bfloat16: "UInt16"
+    /// A tensor of the problem's storage format, `count` elements, on this family's context.
+    func checkTensor(_ tensor: DeviceTensor, _ name: String, count: Int, format: ElementFormat) throws {
+        guard tensor.format == format else {
+            throw CCEError.buffer("\(name) is a \(tensor.format) tensor; the problem's storage is \(format) (\(format.storageTypeName) elements"
+                                  + (format == .bfloat16 ? ", bfloat16 words)" : ")"))
         }
+        guard tensor.count == count else {
+            throw CCEError.buffer("\(name) has the shape \(tensor.shape) (\(tensor.count) elements); the problem needs \(count)")
+        }
+        guard tensor.buffer.context === context else { throw CCEError.buffer("\(name) belongs to another context") }
     }
 
-    func checkBuffer(_ buffer: any AnyDeviceBuffer, _ name: String, count: Int, precision: CCEPrecision) throws {
-        let expected = Self.elementName(precision)
-        guard buffer.elementTypeName == expected else {
-            throw CCEError.buffer("\(name) is a buffer of \(buffer.elementTypeName); \(precision) storage needs \(expected)"
-                                  + (precision == .bfloat16 ? " (bfloat16 words)" : ""))
-        }
-        guard buffer.count >= count else { throw CCEError.buffer("\(name) holds \(buffer.count) elements; the problem needs \(count)") }
-        guard buffer.context === context else { throw CCEError.buffer("\(name) belongs to another context") }
-    }
-
-    /// A buffer of `vocab` elements given exactly when the problem has a bias.
-    func checkBiasBuffer(_ buffer: (any AnyDeviceBuffer)?, _ name: String, _ problem: CCEProblem) throws {
-        switch (problem.bias, buffer) {
-        case (true, nil): throw CCEError.buffer("the problem has a bias but no \(name) buffer was given")
-        case (false, .some): throw CCEError.buffer("a \(name) buffer was given but the problem has no bias (set bias: true)")
-        case (true, .some(let buffer)): try checkBuffer(buffer, name, count: problem.vocab, precision: problem.precision)
+    /// A tensor of `vocab` elements given exactly when the problem has a bias.
+    func checkBias(_ tensor: DeviceTensor?, _ name: String, _ problem: CCEProblem) throws {
+        switch (problem.bias, tensor) {
+        case (true, nil): throw CCEError.buffer("the problem has a bias but no \(name) tensor was given")
+        case (false, .some): throw CCEError.buffer("a \(name) tensor was given but the problem has no bias (set bias: true)")
+        case (true, .some(let tensor)): try checkTensor(tensor, name, count: problem.vocab, format: problem.precision)
         case (false, nil): break
         }
     }
 
-    /// The inputs: element types of the storage precision, sizes, the bias exactly when the problem has one.
-    func validate(_ problem: CCEProblem, embeddings: any AnyDeviceBuffer, classifier: any AnyDeviceBuffer,
-                  bias: (any AnyDeviceBuffer)?, targets: DeviceBuffer<Int32>) throws {
-        try checkBuffer(embeddings, "embeddings", count: problem.tokens * problem.dim, precision: problem.precision)
-        try checkBuffer(classifier, "classifier", count: problem.vocab * problem.dim, precision: problem.precision)
-        try checkBiasBuffer(bias, "bias", problem)
+    /// The inputs: the storage format, sizes, the bias exactly when the problem has one.
+    func validate(_ problem: CCEProblem, embeddings: DeviceTensor, classifier: DeviceTensor, bias: DeviceTensor?,
+                  targets: DeviceBuffer<Int32>) throws {
+        try checkTensor(embeddings, "embeddings", count: problem.tokens * problem.dim, format: problem.precision)
+        try checkTensor(classifier, "classifier", count: problem.vocab * problem.dim, format: problem.precision)
+        try checkBias(bias, "bias", problem)
         guard targets.count >= problem.tokens else { throw CCEError.buffer("targets holds \(targets.count) elements; the problem needs \(problem.tokens)") }
         guard targets.context === context else { throw CCEError.buffer("targets belongs to another context") }
     }
 
-    /// The gradients' buffers, like the inputs'.
-    func validate(_ problem: CCEProblem, gradients dEmbeddings: any AnyDeviceBuffer, _ dClassifier: any AnyDeviceBuffer,
-                  _ dBias: (any AnyDeviceBuffer)?) throws {
-        try checkBuffer(dEmbeddings, "dEmbeddings", count: problem.tokens * problem.dim, precision: problem.precision)
-        try checkBuffer(dClassifier, "dClassifier", count: problem.vocab * problem.dim, precision: problem.precision)
-        try checkBiasBuffer(dBias, "dBias", problem)
+    /// The gradients' tensors, like the inputs'.
+    func validate(_ problem: CCEProblem, gradients dEmbeddings: DeviceTensor, _ dClassifier: DeviceTensor, _ dBias: DeviceTensor?) throws {
+        try checkTensor(dEmbeddings, "dEmbeddings", count: problem.tokens * problem.dim, format: problem.precision)
+        try checkTensor(dClassifier, "dClassifier", count: problem.vocab * problem.dim, format: problem.precision)
+        try checkBias(dBias, "dBias", problem)
     }
 }
 

@@ -31,6 +31,9 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     public static let summary = "cut cross-entropy: loss and gradients of a large-vocabulary classifier without the logits in memory"
     /// The loss (forward) and the gradients (backward), tuned apart; the backward's tiles are the forward's (it
     /// reads the forward's per-tile bounds), its register blocks, D chunk, work-group and accumulators its own.
+    /// The storage formats of E, C, the bias and the gradients.
+    public static let formats: [ElementFormat] = [.half, .single, .bfloat16]
+
     public static let roles = [
         KernelRole("forward", variants: ["forward"], summary: "the loss: logits tiles folded into an online log-sum-exp, per-tile bounds saved"),
         KernelRole("backward", variants: ["backward"], dependsOn: ["forward"],
@@ -44,7 +47,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         ProblemOption("tokens", .integer, help: "N: rows of the embeddings E (N x D) and targets.", primary: true),
         ProblemOption("vocab", .integer, help: "V: rows of the classifier C (V x D).", default: "32768"),
         ProblemOption("dim", .integer, help: "D: the embedding width.", default: "1024"),
-        .choice("precision", CCEPrecision.self, help: "Storage of E, C, the bias and the gradients.", default: .half),
+        .formats("precision", formats, help: "Storage of E, C, the bias and the gradients.", default: .half),
         ProblemOption("bias", .flag, help: "Add a bias to the logits."),
         ProblemOption("softcap", .number, help: "cap * tanh(z / cap) on the logits (0: none).", default: "0"),
         ProblemOption("shift", .flag, help: "Token i predicts target i + 1."),
@@ -61,7 +64,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     public static func kernelSource() throws -> String { try KernelSources.program("cross_entropy") }
 
     public static func key(_ problem: CCEProblem) -> TuningKey {
-        var tags = ["precision": problem.precision.rawValue, "filter": problem.threshold != nil ? "on" : "off"]
+        var tags = ["precision": problem.precision.tag, "filter": problem.threshold != nil ? "on" : "off"]
         if problem.sortVocabulary { tags["order"] = "logit" }
         return TuningKey(kernel: name, tags: tags, sizes: [problem.tokens, problem.vocab, problem.dim])
     }
@@ -277,9 +280,9 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         func invalidate() { inputs = [] }
 
         /// A call's input buffers in the order a `Loss` records them: embeddings, classifier, targets, bias.
-        static func inputs(_ embeddings: any AnyDeviceBuffer, _ classifier: any AnyDeviceBuffer, _ targets: DeviceBuffer<Int32>,
-                           _ bias: (any AnyDeviceBuffer)?) -> [AnyObject] {
-            [embeddings, classifier, targets] + (bias.map { [$0] } ?? [])
+        static func inputs(_ embeddings: DeviceTensor, _ classifier: DeviceTensor, _ targets: DeviceBuffer<Int32>,
+                           _ bias: DeviceTensor?) -> [AnyObject] {
+            [embeddings.buffer, classifier.buffer, targets] + (bias.map { [$0.buffer] } ?? [])
         }
 
         func record(_ problem: CCEProblem, inputs: [AnyObject], order: DeviceBuffer<Int32>?, positions: DeviceBuffer<Int32>?,
@@ -295,9 +298,9 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         public func value() throws -> Float { try total.download(count: 1)[0] }
     }
 
-    /// The loss of `problem` on device buffers: E (`tokens x dim`), C (`vocab x dim`), the bias (`vocab`, when
-    /// `problem.bias`) in the problem's storage (`Float16`, `Float`, or `UInt16` words for bfloat16), and Int32
-    /// targets (`tokens`).
+    /// The loss of `problem` on device tensors: E (`tokens x dim`), C (`vocab x dim`), the bias (`vocab`, when
+    /// `problem.bias`) in the problem's storage format (``DeviceTensor``: `Float16`, `Float`, or `UInt16` words for
+    /// bfloat16), and Int32 targets (`tokens`).
     ///
     /// - Parameters:
     ///   - configuration: a configuration to use instead of the dispatcher's choice.
@@ -311,8 +314,8 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     /// **Edge cases:** a `-inf` bias entry masks its class (it adds nothing to any row's softmax; with label
     /// smoothing the loss is `+inf`, as PyTorch's); NaN or infinity in E, C or the bias gives a non-finite loss and
     /// non-finite gradients, with or without the gradient filter.
-    public func loss(_ problem: CCEProblem, embeddings: any AnyDeviceBuffer, classifier: any AnyDeviceBuffer,
-                     bias: (any AnyDeviceBuffer)? = nil, targets: DeviceBuffer<Int32>, configuration: Configuration? = nil,
+    public func loss(_ problem: CCEProblem, embeddings: DeviceTensor, classifier: DeviceTensor,
+                     bias: DeviceTensor? = nil, targets: DeviceBuffer<Int32>, configuration: Configuration? = nil,
                      checkTargets: Bool = true, reusing: Loss? = nil) throws -> Loss {
         try checkCall(problem)
         try validate(problem, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets)
@@ -355,9 +358,9 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     /// - Throws: ``CCEError`` when `loss` was computed for another problem, family or input buffers, when an output
     ///   is an input or another output, or when a buffer is of another context, type or size.
     @discardableResult
-    public func gradients(_ problem: CCEProblem, embeddings: any AnyDeviceBuffer, classifier: any AnyDeviceBuffer,
-                          bias: (any AnyDeviceBuffer)? = nil, targets: DeviceBuffer<Int32>, loss: Loss, gradOutput: DeviceBuffer<Float>,
-                          dEmbeddings: any AnyDeviceBuffer, dClassifier: any AnyDeviceBuffer, dBias: (any AnyDeviceBuffer)? = nil,
+    public func gradients(_ problem: CCEProblem, embeddings: DeviceTensor, classifier: DeviceTensor,
+                          bias: DeviceTensor? = nil, targets: DeviceBuffer<Int32>, loss: Loss, gradOutput: DeviceBuffer<Float>,
+                          dEmbeddings: DeviceTensor, dClassifier: DeviceTensor, dBias: DeviceTensor? = nil,
                           configuration: Configuration? = nil) throws -> KernelLaunch {
         try checkCall(problem)
         try validate(problem, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets)
@@ -367,9 +370,9 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
             throw CCEError.buffer("gradOutput holds \(gradOutput.count) floats; \(problem.reduction.rawValue) needs \(outputs)")
         }
         guard gradOutput.context === context else { throw CCEError.buffer("gradOutput belongs to another context") }
-        try checkAliasing(inputs: [("embeddings", embeddings), ("classifier", classifier), ("bias", bias), ("targets", targets),
+        try checkAliasing(inputs: [("embeddings", embeddings.buffer), ("classifier", classifier.buffer), ("bias", bias?.buffer), ("targets", targets),
                                    ("gradOutput", gradOutput), ("the saved loss", loss.lse)],
-                          outputs: [("dEmbeddings", dEmbeddings), ("dClassifier", dClassifier), ("dBias", dBias)])
+                          outputs: [("dEmbeddings", dEmbeddings.buffer), ("dClassifier", dClassifier.buffer), ("dBias", dBias?.buffer)])
         try checkMatch(loss, problem, inputs: Loss.inputs(embeddings, classifier, targets, bias))
         let (config, source) = try choice(configuration, role: Self.roles[1], for: problem, given: ["forward": loss.launch.configuration])
         let events = try core.serialized {
@@ -439,8 +442,8 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         return (v["TB"]!, v["NB"]!, v["WG"]!, v["VS"] ?? 1, dp, kc == 0 ? dp : min(kc, dp))
     }
 
-    private func forwardKernels(_ problem: CCEProblem, _ config: Configuration, embeddings: any AnyDeviceBuffer,
-                                classifier: any AnyDeviceBuffer, bias: (any AnyDeviceBuffer)?, targets: DeviceBuffer<Int32>,
+    private func forwardKernels(_ problem: CCEProblem, _ config: Configuration, embeddings: DeviceTensor,
+                                classifier: DeviceTensor, bias: DeviceTensor?, targets: DeviceBuffer<Int32>,
                                 order: DeviceBuffer<Int32>?, loss: Loss) throws -> [Event] {
         let options = self.options(problem, config)
         let (tb, nb, wg, vs, dp, kc) = geometry(problem, config)
@@ -465,10 +468,10 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         return events
     }
 
-    private func backwardKernels(_ problem: CCEProblem, _ config: Configuration, embeddings: any AnyDeviceBuffer,
-                                 classifier: any AnyDeviceBuffer, bias: (any AnyDeviceBuffer)?, targets: DeviceBuffer<Int32>,
-                                 loss: Loss, gradOutput: DeviceBuffer<Float>, dEmbeddings: any AnyDeviceBuffer,
-                                 dClassifier: any AnyDeviceBuffer, dBias: (any AnyDeviceBuffer)?) throws -> [Event] {
+    private func backwardKernels(_ problem: CCEProblem, _ config: Configuration, embeddings: DeviceTensor,
+                                 classifier: DeviceTensor, bias: DeviceTensor?, targets: DeviceBuffer<Int32>,
+                                 loss: Loss, gradOutput: DeviceBuffer<Float>, dEmbeddings: DeviceTensor,
+                                 dClassifier: DeviceTensor, dBias: DeviceTensor?) throws -> [Event] {
         let options = self.options(problem, config)
         let (tb, nb, wg, _, dp, kc) = geometry(problem, config)
         let (n, rows) = (problem.tokens, problem.rows)
@@ -505,8 +508,8 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     /// The vocabulary by decreasing logit of the mean embedding: `order[position]` = class, and each row's target
     /// position. Reads V floats and the targets, sorts on the host, uploads both.
     /// - Parameter into: buffers of an earlier call to upload into when large enough (no allocation).
-    func vocabularyOrder(_ problem: CCEProblem, embeddings: any AnyDeviceBuffer, classifier: any AnyDeviceBuffer,
-                         bias: (any AnyDeviceBuffer)?, targets: DeviceBuffer<Int32>,
+    func vocabularyOrder(_ problem: CCEProblem, embeddings: DeviceTensor, classifier: DeviceTensor,
+                         bias: DeviceTensor?, targets: DeviceBuffer<Int32>,
                          into: (DeviceBuffer<Int32>?, DeviceBuffer<Int32>?) = (nil, nil)) throws -> (DeviceBuffer<Int32>, DeviceBuffer<Int32>) {
         let options = utilityOptions(problem)
         let (v, d) = (problem.vocab, problem.dim)
@@ -557,6 +560,9 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
             throw CCEError.targetOutOfRange(position: position, target: Int(value), vocab: problem.vocab, ignoreIndex: problem.ignoreIndex)
         }
     }
+
+    /// The tensor's buffer as a kernel argument.
+    func argument(_ tensor: DeviceTensor) throws -> any KernelArgument { try argument(tensor.buffer) }
 
     /// The buffer as a kernel argument (every ``DeviceBuffer`` is one).
     func argument(_ buffer: any AnyDeviceBuffer) throws -> any KernelArgument {

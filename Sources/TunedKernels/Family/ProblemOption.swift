@@ -35,10 +35,15 @@ public struct ProblemOption: Sendable {
         self.isPrimary = primary
     }
 
-    /// A choice among the cases of a string enum (`Precision`, `GEMMLayout`...).
+    /// A choice among the cases of a string enum (`ElementFormat`, `GEMMLayout`...).
     public static func choice<T: CaseIterable & RawRepresentable>(_ name: String, _ type: T.Type, help: String, default value: T? = nil)
         -> ProblemOption where T.RawValue == String {
         ProblemOption(name, .choice(T.allCases.map(\.rawValue)), help: help, default: value?.rawValue)
+    }
+
+    /// A choice among element formats (their tags: `half`, `single`...).
+    public static func formats(_ name: String, _ formats: [ElementFormat], help: String, default value: ElementFormat? = nil) -> ProblemOption {
+        ProblemOption(name, .choice(formats.map(\.tag)), help: help, default: value?.tag)
     }
 
     /// `--name VALUE`, as `--help` shows it.

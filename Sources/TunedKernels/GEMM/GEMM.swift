@@ -30,19 +30,22 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
 
     public static let name = "gemm"
     public static let summary = "C = alpha * op(A) * op(B) + beta * C, fp16 or fp32 storage with fp32 accumulation"
+    /// The storage formats of A, B and C.
+    public static let formats: [ElementFormat] = [.half, .single]
+
     public static let roles = [KernelRole("gemm", variants: GEMMVariant.allCases.map(\.rawValue),
                                           summary: "the whole product (packing, split-K reduction and matrix-vector paths are its variants)")]
     public static let conformanceProblems = [GEMMProblem(m: 7, n: 5, k: 3, batch: 2, precision: .single, layout: .tn),
                                              GEMMProblem(m: 19, n: 23, k: 17, precision: .half)]
     public static let problemOptions: [ProblemOption] = [
         ProblemOption("shape", .dimensions(["m", "n", "k"]), help: "M, N and K: op(A) is M x K, op(B) K x N.", primary: true),
-        .choice("precision", Precision.self, help: "Storage precision.", default: .half),
+        .formats("precision", formats, help: "Storage precision.", default: .half),
         .choice("layout", GEMMLayout.self, help: "Row-major operands; t = transposed (nt: C = A * B^T).", default: .nn),
         ProblemOption("batch", .integer, help: "Matrices in a strided batch.", default: "1"),
     ]
 
     public static func key(_ problem: GEMMProblem) -> TuningKey {
-        TuningKey(kernel: name, tags: ["precision": problem.precision.rawValue, "layout": problem.layout.rawValue],
+        TuningKey(kernel: name, tags: ["precision": problem.precision.tag, "layout": problem.layout.rawValue],
                   sizes: [problem.m, problem.n, problem.k, problem.batch])
     }
 
@@ -107,11 +110,11 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
     }
 
     /// The constraints `configuration` violates on this device for `precision` (empty when valid).
-    public func violations(of configuration: Configuration, precision: Precision) -> [String] {
+    public func violations(of configuration: Configuration, precision: ElementFormat) -> [String] {
         violations(of: configuration, for: GEMMProblem(m: 1, n: 1, k: 1, precision: precision, layout: configuration["GSTREAM"] == 1 ? .nn : .nt))
     }
 
-    func isValid(_ configuration: Configuration, precision: Precision) -> Bool {
+    func isValid(_ configuration: Configuration, precision: ElementFormat) -> Bool {
         violations(of: configuration, precision: precision).isEmpty
     }
 
@@ -153,7 +156,7 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
         a: DeviceBuffer<Scalar>, lda: Int? = nil, b: DeviceBuffer<Scalar>, ldb: Int? = nil,
         beta: Float = 0, c: DeviceBuffer<Scalar>, ldc: Int? = nil, configuration: Configuration? = nil
     ) throws -> Launch {
-        let problem = GEMMProblem(m: m, n: n, k: k, batch: batch, precision: Scalar.precision, layout: layout)
+        let problem = GEMMProblem(m: m, n: n, k: k, batch: batch, precision: Scalar.format, layout: layout)
         let (aRows, aColumns) = problem.storedA
         let (bRows, bColumns) = problem.storedB
         let lda = lda ?? aColumns, ldb = ldb ?? bColumns, ldc = ldc ?? n

@@ -27,10 +27,10 @@ public struct GEMMProblem: Hashable, Codable, Sendable, CustomStringConvertible 
     public var n: Int
     public var k: Int
     public var batch: Int
-    public var precision: Precision
+    public var precision: ElementFormat
     public var layout: GEMMLayout
 
-    public init(m: Int, n: Int, k: Int, batch: Int = 1, precision: Precision, layout: GEMMLayout = .nn) {
+    public init(m: Int, n: Int, k: Int, batch: Int = 1, precision: ElementFormat, layout: GEMMLayout = .nn) {
         self.m = m
         self.n = n
         self.k = k

@@ -20,12 +20,12 @@ public enum GEMMVariant: String, CaseIterable, Sendable {
 /// the tests all ask here whether a configuration is valid.
 public enum GEMMSpace {
     /// One search space per variant for `limits` and `precision`.
-    public static func spaces(limits: DeviceLimits, precision: Precision, layout: GEMMLayout = .nn) -> [SearchSpace] {
+    public static func spaces(limits: DeviceLimits, precision: ElementFormat, layout: GEMMLayout = .nn) -> [SearchSpace] {
         GEMMVariant.allCases.map { space($0, limits: limits, precision: precision, layout: layout) }
     }
 
     /// The search space of `variant`.
-    public static func space(_ variant: GEMMVariant, limits: DeviceLimits, precision: Precision, layout: GEMMLayout = .nn) -> SearchSpace {
+    public static func space(_ variant: GEMMVariant, limits: DeviceLimits, precision: ElementFormat, layout: GEMMLayout = .nn) -> SearchSpace {
         switch variant {
         case .xgemm: return xgemm(limits: limits)
         case .direct: return direct(limits: limits)

@@ -18,13 +18,7 @@ public struct MatrixOperand: Sendable {
     }
 
     /// The storage precision of the buffer's element type, or nil for a type the kernels do not store.
-    var precision: Precision? {
-        switch buffer {
-        case is DeviceBuffer<Float>: .single
-        case is DeviceBuffer<Float16>: .half
-        default: nil
-        }
-    }
+    var precision: ElementFormat? { ElementFormat.gemmFormat(of: buffer) }
 
     /// One past the last element a batch of `rows` x `columns` matrices reaches, or nil when that overflows an Int.
     func end(rows: Int, columns: Int, batch: Int) -> Int? {
@@ -37,16 +31,22 @@ public struct MatrixOperand: Sendable {
     }
 }
 
-/// A device buffer of `precision` holding `values` (rounded to fp16 for half).
-func makeDeviceBuffer(_ context: Context, _ values: [Float], precision: Precision) throws -> any AnyDeviceBuffer {
-    precision == .half ? try DeviceBuffer<Float16>(context, values.map { Float16($0) }) : try DeviceBuffer<Float>(context, values)
+/// A device buffer of `format` holding `values` (rounded to it).
+func makeDeviceBuffer(_ context: Context, _ values: [Float], precision format: ElementFormat) throws -> any AnyDeviceBuffer {
+    try DeviceTensor(context, values, format: format).buffer
 }
 
 /// The contents of a Float or Float16 device buffer, widened to Float.
 func downloadFloats(_ buffer: any AnyDeviceBuffer) throws -> [Float] {
-    switch buffer {
-    case let half as DeviceBuffer<Float16>: try half.download().map { Float($0) }
-    case let single as DeviceBuffer<Float>: try single.download()
-    default: throw GEMMError.precisionMismatch("\(buffer.elementTypeName) is not a GEMM element type")
+    guard let format = ElementFormat.gemmFormat(of: buffer) else {
+        throw GEMMError.precisionMismatch("\(buffer.elementTypeName) is not a GEMM element type")
+    }
+    return try DeviceTensor(buffer, format: format, shape: [buffer.count]).download()
+}
+
+extension ElementFormat {
+    /// The GEMM storage format of a buffer's element type (Float: single, Float16: half), or nil.
+    static func gemmFormat(of buffer: any AnyDeviceBuffer) -> ElementFormat? {
+        GEMM.formats.first { $0.storageTypeName == buffer.elementTypeName }
     }
 }
