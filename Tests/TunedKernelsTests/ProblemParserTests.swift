@@ -63,6 +63,31 @@ import TunedKernels
         return Set(object.keys)
     }
 
+    /// One declaration: a JSON problem missing an option takes the initializer's default, a required one missing is
+    /// refused by name, every conformance problem survives encoding and decoding, and `--help`'s defaults are the
+    /// initializer's.
+    @Test func theTableDrivesCodingAndDefaults() throws {
+        let partial = try ProblemParser.decode(CCEProblem.self, family: "cce", options: CutCrossEntropy.problemOptions,
+                                               data: Data(#"{"tokens": 9, "vocab": 30, "dim": 4, "shift": true}"#.utf8))
+        #expect(partial == CCEProblem(tokens: 9, vocab: 30, dim: 4, shift: true))
+        #expect { try ProblemParser.decode(CCEProblem.self, family: "cce", options: CutCrossEntropy.problemOptions, data: Data(#"{"vocab": 3}"#.utf8)) }
+            throws: { "\($0)".contains("the problem has no \"tokens\"") }
+        #expect { try ProblemParser.decode(GEMMProblem.self, family: "gemm", options: GEMM.problemOptions, data: Data(#"{"m": 3, "n": 4}"#.utf8)) }
+            throws: { "\($0)".contains("the problem has no \"k\"") }
+        for family in KernelFamilies.families { try Self.roundTrip(family) }
+        let defaults = Dictionary(uniqueKeysWithValues: CutCrossEntropy.problemOptions.map { ($0.name, $0.defaultValue) })
+        #expect(defaults["precision"] == "half" && defaults["ignore-index"] == "-100" && defaults["filter"] == "auto" && defaults["vocab"] == "32768")
+        #expect(defaults["tokens"] == .some(nil) && defaults["bias"] == .some(nil))
+        #expect(GEMM.problemOptions.map(\.name) == ["shape", "precision", "layout", "batch"])
+    }
+
+    static func roundTrip<F: KernelFamily>(_ family: F.Type) throws {
+        for problem in F.conformanceProblems {
+            let data = try JSONEncoder().encode(problem)
+            #expect(try ProblemParser.decode(F.Problem.self, family: F.name, options: F.problemOptions, data: data) == problem, "\(F.name) \(problem)")
+        }
+    }
+
     @Test func problemsFileLinesOverrideTheCommandLine() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("tk-problems-\(UUID().uuidString).txt").path
         defer { try? FileManager.default.removeItem(atPath: path) }

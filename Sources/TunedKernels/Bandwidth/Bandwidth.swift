@@ -5,10 +5,13 @@ import OpenCLRuntime
 /// (`autotune bench bandwidth`). Every work-item reads a run of float vectors and each work-group writes one sum.
 public final class Bandwidth: KernelFamily, @unchecked Sendable {
     /// How much is read.
-    public struct Problem: Codable, Hashable, Sendable, CustomStringConvertible {
+    public struct Problem: TabulatedProblem, Hashable, CustomStringConvertible {
         /// Mebibytes read per call.
         public var megabytes: Int
-        public init(megabytes: Int) { self.megabytes = megabytes }
+        public init(megabytes: Int = 256) { self.megabytes = megabytes }
+        public static let table = ProblemTable(defaults: Problem()) {
+            $0.integer("megabytes", \.megabytes, help: "MiB read per call.", primary: true)
+        }
         public var description: String { "\(megabytes) MiB" }
         /// Floats read per call.
         public var count: Int { megabytes * (1 << 18) }
@@ -21,7 +24,6 @@ public final class Bandwidth: KernelFamily, @unchecked Sendable {
     public static let summary = "the device's streaming read bandwidth (a tuned read-and-sum kernel)"
     public static let roles = [KernelRole("read", variants: ["read"], summary: "read and sum a buffer")]
     public static let conformanceProblems = [Problem(megabytes: 1)]
-    public static let problemOptions = [ProblemOption("megabytes", .integer, help: "MiB read per call.", default: "256", primary: true)]
 
     public static func key(_ problem: Problem) -> TuningKey { TuningKey(kernel: name, sizes: [problem.megabytes]) }
     public static func work(_ problem: Problem) -> Work { Work(flops: 0, bytes: Double(problem.megabytes) * 1_048_576) }

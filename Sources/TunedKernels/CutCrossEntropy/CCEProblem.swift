@@ -39,7 +39,7 @@ public enum CCEData: String, Codable, Sendable, CaseIterable {
 ///
 /// E is `tokens x dim`, C is `vocab x dim`, the bias has `vocab` entries, the targets `tokens` (Int32). With `shift`,
 /// token `i` predicts target `i + 1` (a language model's loss without copying E): `tokens - 1` tokens have a loss.
-public struct CCEProblem: Hashable, Codable, Sendable, CustomStringConvertible {
+public struct CCEProblem: Hashable, TabulatedProblem, CustomStringConvertible {
     public var tokens: Int
     public var vocab: Int
     public var dim: Int
@@ -66,11 +66,6 @@ public struct CCEProblem: Hashable, Codable, Sendable, CustomStringConvertible {
     /// The data of benchmarks and tests (not part of the tuning key).
     public var data: CCEData
 
-    enum CodingKeys: String, CodingKey {
-        case tokens, vocab, dim, precision, bias, softcap, shift, reduction, filter, data
-        case zLoss = "z-loss", labelSmoothing = "label-smoothing", ignoreIndex = "ignore-index", sortVocabulary = "sort-vocabulary"
-    }
-
     public init(tokens: Int, vocab: Int, dim: Int, precision: ElementFormat = .half, bias: Bool = false, softcap: Double = 0,
                 shift: Bool = false, zLoss: Double = 0, labelSmoothing: Double = 0, reduction: CCEReduction = .mean,
                 ignoreIndex: Int = -100, filter: String = "auto", sortVocabulary: Bool = false, data: CCEData = .trained) {
@@ -90,21 +85,23 @@ public struct CCEProblem: Hashable, Codable, Sendable, CustomStringConvertible {
         self.data = data
     }
 
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(tokens: try c.decode(Int.self, forKey: .tokens), vocab: try c.decode(Int.self, forKey: .vocab),
-                  dim: try c.decode(Int.self, forKey: .dim),
-                  precision: try c.decodeIfPresent(ElementFormat.self, forKey: .precision) ?? .half,
-                  bias: try c.decodeIfPresent(Bool.self, forKey: .bias) ?? false,
-                  softcap: try c.decodeIfPresent(Double.self, forKey: .softcap) ?? 0,
-                  shift: try c.decodeIfPresent(Bool.self, forKey: .shift) ?? false,
-                  zLoss: try c.decodeIfPresent(Double.self, forKey: .zLoss) ?? 0,
-                  labelSmoothing: try c.decodeIfPresent(Double.self, forKey: .labelSmoothing) ?? 0,
-                  reduction: try c.decodeIfPresent(CCEReduction.self, forKey: .reduction) ?? .mean,
-                  ignoreIndex: try c.decodeIfPresent(Int.self, forKey: .ignoreIndex) ?? -100,
-                  filter: try c.decodeIfPresent(String.self, forKey: .filter) ?? "auto",
-                  sortVocabulary: try c.decodeIfPresent(Bool.self, forKey: .sortVocabulary) ?? false,
-                  data: try c.decodeIfPresent(CCEData.self, forKey: .data) ?? .trained)
+    /// The problem options of `autotune ... cce` and the JSON keys of the problem; the defaults are the
+    /// initializer's, with V = 32768 and D = 1024 on the command line.
+    public static let table = ProblemTable(defaults: CCEProblem(tokens: 1, vocab: 32768, dim: 1024)) {
+        $0.integer("tokens", \.tokens, help: "N: rows of the embeddings E (N x D) and targets.", required: true, primary: true)
+        $0.integer("vocab", \.vocab, help: "V: rows of the classifier C (V x D).")
+        $0.integer("dim", \.dim, help: "D: the embedding width.")
+        $0.format("precision", \.precision, CutCrossEntropy.formats, help: "Storage of E, C, the bias and the gradients.")
+        $0.flag("bias", \.bias, help: "Add a bias to the logits.")
+        $0.number("softcap", \.softcap, help: "cap * tanh(z / cap) on the logits (0: none).")
+        $0.flag("shift", \.shift, help: "Token i predicts target i + 1.")
+        $0.number("z-loss", \.zLoss, help: "Weight of the z-loss term weight * LSE^2.")
+        $0.number("label-smoothing", \.labelSmoothing, help: "Label smoothing epsilon.")
+        $0.choice("reduction", \.reduction, help: "Reduction of the per-token losses.")
+        $0.integer("ignore-index", \.ignoreIndex, help: "Targets equal to this have no loss.")
+        $0.text("filter", \.filter, help: "Gradient filter: auto (2^-12 bf16, 2^-15 fp16, none fp32), off, or a threshold.")
+        $0.flag("sort-vocabulary", \.sortVocabulary, help: "Process the vocabulary by decreasing average logit (skipped tiles cluster).")
+        $0.choice("data", \.data, help: "Benchmark data: trained (a peaked softmax) or uniform (a flat one).")
     }
 
     /// Tokens with a loss: `tokens - 1` with `shift`, else `tokens`.

@@ -43,22 +43,6 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         CCEProblem(tokens: 19, vocab: 37, dim: 13, precision: .half, bias: true, softcap: 5, shift: true, zLoss: 1e-3, labelSmoothing: 0.1),
         CCEProblem(tokens: 9, vocab: 20, dim: 5, precision: .bfloat16, reduction: .none, ignoreIndex: 3, sortVocabulary: true),
     ]
-    public static let problemOptions: [ProblemOption] = [
-        ProblemOption("tokens", .integer, help: "N: rows of the embeddings E (N x D) and targets.", primary: true),
-        ProblemOption("vocab", .integer, help: "V: rows of the classifier C (V x D).", default: "32768"),
-        ProblemOption("dim", .integer, help: "D: the embedding width.", default: "1024"),
-        .formats("precision", formats, help: "Storage of E, C, the bias and the gradients.", default: .half),
-        ProblemOption("bias", .flag, help: "Add a bias to the logits."),
-        ProblemOption("softcap", .number, help: "cap * tanh(z / cap) on the logits (0: none).", default: "0"),
-        ProblemOption("shift", .flag, help: "Token i predicts target i + 1."),
-        ProblemOption("z-loss", .number, help: "Weight of the z-loss term weight * LSE^2.", default: "0"),
-        ProblemOption("label-smoothing", .number, help: "Label smoothing epsilon.", default: "0"),
-        .choice("reduction", CCEReduction.self, help: "Reduction of the per-token losses.", default: .mean),
-        ProblemOption("ignore-index", .integer, help: "Targets equal to this have no loss.", default: "-100"),
-        ProblemOption("filter", .text, help: "Gradient filter: auto (2^-12 bf16, 2^-15 fp16, none fp32), off, or a threshold.", default: "auto"),
-        ProblemOption("sort-vocabulary", .flag, help: "Process the vocabulary by decreasing average logit (skipped tiles cluster)."),
-        .choice("data", CCEData.self, help: "Benchmark data: trained (a peaked softmax) or uniform (a flat one).", default: .trained),
-    ]
 
     /// `Kernels/common.cl` + `Kernels/cross_entropy.cl`.
     public static func kernelSource() throws -> String { try KernelSources.program("cross_entropy") }

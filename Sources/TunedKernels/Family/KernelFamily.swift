@@ -46,7 +46,7 @@ public struct ResourceNeeds: Sendable, Equatable {
 public protocol KernelFamily: AnyObject, Sendable {
     /// The tuning key: sizes and tags (precision, layout, mode...). Its JSON is the `problem` object of every
     /// `autotune` subcommand, and its coding keys are the names in ``problemOptions``.
-    associatedtype Problem: Codable & Hashable & Sendable & CustomStringConvertible
+    associatedtype Problem: TabulatedProblem & Hashable & CustomStringConvertible
     /// The family's seeded inputs, reference and launches.
     associatedtype Harness: KernelHarness
 
@@ -54,8 +54,6 @@ public protocol KernelFamily: AnyObject, Sendable {
     static var name: String { get }
     /// One line for `--help`.
     static var summary: String { get }
-    /// How a problem is given on the command line (declared once, parsed by ``ProblemParser``).
-    static var problemOptions: [ProblemOption] { get }
     /// The family's kernel roles, dependencies first: the parts of a call that are tuned, stored and chosen apart
     /// (attention: forward and backward; CCE: its loss and its gradients). A family of one kernel has one role.
     static var roles: [KernelRole] { get }
@@ -95,6 +93,9 @@ public protocol KernelFamily: AnyObject, Sendable {
 
 extension KernelFamily {
     public static func kernelSource() throws -> String { try KernelSources.program(name) }
+
+    /// How a problem is given on the command line: the options of the problem's ``ProblemTable``.
+    public static var problemOptions: [ProblemOption] { Problem.table.options }
 
     /// A dispatcher on `context` with the tuned configurations of its device (``TuningDatabase/forDevice(_:environment:)``),
     /// or with `database` when given.

@@ -1,7 +1,7 @@
 import Foundation
 
-/// One command-line option of a family's problem, declared once; ``ProblemParser`` turns the options into the
-/// family's `Problem` (through its JSON coding keys), and the CLI lists them in `--help`.
+/// One command-line option of a family's problem, as its ``ProblemTable`` declares it; ``ProblemParser`` turns the
+/// options into the family's `Problem` (through its JSON keys), and the CLI lists them in `--help`.
 public struct ProblemOption: Sendable {
     public enum Kind: Sendable {
         /// Integer sizes joined by `x` (`--shape 1024x768x512`), one JSON key each.
@@ -22,28 +22,21 @@ public struct ProblemOption: Sendable {
     public let name: String
     public let kind: Kind
     public let help: String
-    /// The value when the option is not given; nil makes the option required (flags default to false).
+    /// The value when the option is not given, in words (nil for a required option and a flag that is off).
     public let defaultValue: String?
+    /// The option must be given.
+    public let isRequired: Bool
     /// A line of a problems file may give this option's value alone (`1024x1024x1024` for `--shape 1024x1024x1024`).
     public let isPrimary: Bool
 
-    public init(_ name: String, _ kind: Kind, help: String, default defaultValue: String? = nil, primary: Bool = false) {
+    /// Options are declared in a problem's ``ProblemTable``, which makes these.
+    init(_ name: String, _ kind: Kind, help: String, default defaultValue: String?, primary: Bool, required: Bool) {
         self.name = name
         self.kind = kind
         self.help = help
         self.defaultValue = defaultValue
         self.isPrimary = primary
-    }
-
-    /// A choice among the cases of a string enum (`ElementFormat`, `GEMMLayout`...).
-    public static func choice<T: CaseIterable & RawRepresentable>(_ name: String, _ type: T.Type, help: String, default value: T? = nil)
-        -> ProblemOption where T.RawValue == String {
-        ProblemOption(name, .choice(T.allCases.map(\.rawValue)), help: help, default: value?.rawValue)
-    }
-
-    /// A choice among element formats (their tags: `half`, `single`...).
-    public static func formats(_ name: String, _ formats: [ElementFormat], help: String, default value: ElementFormat? = nil) -> ProblemOption {
-        ProblemOption(name, .choice(formats.map(\.tag)), help: help, default: value?.tag)
+        self.isRequired = required
     }
 
     /// `--name VALUE`, as `--help` shows it.
@@ -223,10 +216,10 @@ public enum ProblemParser {
                 text = value
             } else if let value = option.defaultValue {
                 text = value
-            } else if case .flag = option.kind {
-                text = "false"
-            } else {
+            } else if option.isRequired {
                 throw ProblemError("\(family): \(option.usage) is required")
+            } else {
+                continue  // the problem's default (a flag that is off)
             }
             func integer(_ word: Substring, _ label: String) throws -> Int {
                 guard let value = Int(word) else {

@@ -37,12 +37,6 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
                                           summary: "the whole product (packing, split-K reduction and matrix-vector paths are its variants)")]
     public static let conformanceProblems = [GEMMProblem(m: 7, n: 5, k: 3, batch: 2, precision: .single, layout: .tn),
                                              GEMMProblem(m: 19, n: 23, k: 17, precision: .half)]
-    public static let problemOptions: [ProblemOption] = [
-        ProblemOption("shape", .dimensions(["m", "n", "k"]), help: "M, N and K: op(A) is M x K, op(B) K x N.", primary: true),
-        .formats("precision", formats, help: "Storage precision.", default: .half),
-        .choice("layout", GEMMLayout.self, help: "Row-major operands; t = transposed (nt: C = A * B^T).", default: .nn),
-        ProblemOption("batch", .integer, help: "Matrices in a strided batch.", default: "1"),
-    ]
 
     public static func key(_ problem: GEMMProblem) -> TuningKey {
         TuningKey(kernel: name, tags: ["precision": problem.precision.tag, "layout": problem.layout.rawValue],

@@ -22,7 +22,7 @@ public enum GEMMLayout: String, Codable, Sendable, CaseIterable, CustomStringCon
 ///
 /// `C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b]` for `b` in `0..<batch`, with `op(A)` M x K,
 /// `op(B)` K x N and C M x N, all row-major.
-public struct GEMMProblem: Hashable, Codable, Sendable, CustomStringConvertible {
+public struct GEMMProblem: Hashable, TabulatedProblem, CustomStringConvertible {
     public var m: Int
     public var n: Int
     public var k: Int
@@ -37,6 +37,15 @@ public struct GEMMProblem: Hashable, Codable, Sendable, CustomStringConvertible 
         self.batch = batch
         self.precision = precision
         self.layout = layout
+    }
+
+    /// The problem options of `autotune ... gemm` and the JSON keys of the problem: `--shape MxNxK` (m, n, k),
+    /// `--precision` (half by default), `--layout`, `--batch`.
+    public static let table = ProblemTable(defaults: GEMMProblem(m: 1, n: 1, k: 1, precision: .half)) {
+        $0.dimensions("shape", [("m", \.m), ("n", \.n), ("k", \.k)], help: "M, N and K: op(A) is M x K, op(B) K x N.", primary: true)
+        $0.format("precision", \.precision, GEMM.formats, help: "Storage precision.")
+        $0.choice("layout", \.layout, help: "Row-major operands; t = transposed (nt: C = A * B^T).")
+        $0.integer("batch", \.batch, help: "Matrices in a strided batch.")
     }
 
     /// Floating-point operations of one call: `2 M N K batch`.

@@ -4,8 +4,9 @@ import TunedKernels
 
 /// `c = a + b` on fp32 vectors: the smallest family there is, with a search space, a CPU reference and a baseline.
 final class VectorAdd: KernelFamily, @unchecked Sendable {
-    struct Problem: Codable, Hashable, Sendable, CustomStringConvertible {
+    struct Problem: TabulatedProblem, Hashable, CustomStringConvertible {
         var n: Int
+        static let table = ProblemTable(defaults: Problem(n: 1)) { $0.integer("n", \.n, help: "Vector length.", required: true, primary: true) }
         var description: String { "n=\(n)" }
     }
 
@@ -16,7 +17,6 @@ final class VectorAdd: KernelFamily, @unchecked Sendable {
     static let summary = "c = a + b on fp32 vectors (a test fixture)"
     static let roles = [KernelRole("vadd", variants: ["vadd"], summary: "the sum")]
     static let conformanceProblems = [Problem(n: 37)]
-    static let problemOptions = [ProblemOption("n", .integer, help: "Vector length.", primary: true)]
 
     /// Each work-item adds WPT runs of VW elements; every access is guarded.
     static func kernelSource() throws -> String {
