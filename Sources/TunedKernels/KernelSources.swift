@@ -16,7 +16,13 @@ public enum KernelSources {
         try file("common.cl", environment: environment) + "\n" + file("\(family).cl", environment: environment)
     }
 
-    /// One file of `Kernels/`.
+    /// `common.cl` followed by `files` (paths under `Kernels/`, e.g. `cross_entropy/forward.cl`): the program source of
+    /// a role whose family keeps several files in its own folder.
+    public static func program(files: [String], environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        try ([file("common.cl", environment: environment)] + files.map { try file($0, environment: environment) }).joined(separator: "\n")
+    }
+
+    /// One file of `Kernels/` (a path under it).
     public static func file(_ name: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
         if let folder = environment["TUNEDKERNELS_KERNELS_DIR"], !folder.isEmpty {
             let path = (folder as NSString).appendingPathComponent(name)

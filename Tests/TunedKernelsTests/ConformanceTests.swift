@@ -108,11 +108,11 @@ import Testing
     }
 
     static func checkParameters<F: KernelFamily>(_ family: F.Type, context: Context) throws {
-        let source = try F.kernelSource()
         for limits in [cpu, gpu] {
             let instance = F(core: try FamilyCore(context: context, database: TuningDatabase(), limits: limits, source: F.kernelSource))
             for problem in F.conformanceProblems {
                 for role in F.roles {
+                let source = try F.kernelSource(role: role)
                 for space in instance.spaces(for: problem, role: role, given: instance.given(for: problem, role: role)) {
                     guard let base = space.enumerate(limit: 1).first else { continue }
                     let baseText = try preprocess(source, instance.buildOptions(base, for: problem))

@@ -35,8 +35,8 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     public static let formats: [ElementFormat] = [.half, .single, .bfloat16]
 
     public static let roles = [
-        KernelRole("forward", variants: ["forward"], summary: "the loss: logits tiles folded into an online log-sum-exp, per-tile bounds saved"),
-        KernelRole("backward", variants: ["backward"], dependsOn: ["forward"],
+        KernelRole("forward", variants: ["forward"], sources: ["cross_entropy/shared.cl", "cross_entropy/forward.cl"], summary: "the loss: logits tiles folded into an online log-sum-exp, per-tile bounds saved"),
+        KernelRole("backward", variants: ["backward"], dependsOn: ["forward"], sources: ["cross_entropy/shared.cl", "cross_entropy/backward.cl"],
                    summary: "the gradients: tiles recomputed from the saved LSE, skipped where the forward's bound is below the filter"),
     ]
     public static let conformanceProblems = [
@@ -44,8 +44,9 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         CCEProblem(tokens: 9, vocab: 20, dim: 5, precision: .bfloat16, reduction: .none, ignoreIndex: 3, sortVocabulary: true),
     ]
 
-    /// `Kernels/common.cl` + `Kernels/cross_entropy.cl`.
-    public static func kernelSource() throws -> String { try KernelSources.program("cross_entropy") }
+    /// The kernels that are never tuned: `Kernels/common.cl` + `cross_entropy/shared.cl` + `cross_entropy/utility.cl`
+    /// (each role names its own files).
+    public static func kernelSource() throws -> String { try KernelSources.program(files: ["cross_entropy/shared.cl", "cross_entropy/utility.cl"]) }
 
     public static func key(_ problem: CCEProblem) -> TuningKey {
         var tags = ["precision": problem.precision.tag, "filter": problem.threshold != nil ? "on" : "off"]
@@ -392,16 +393,19 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
 
     // MARK: Kernels
 
-    /// The build options of a role's tuned kernels for a problem: the configuration's parameters, its role
-    /// (`CCE_FORWARD` or `CCE_BACKWARD`: only that role's kernels are compiled) and the problem's options.
+    /// The build options of a role's tuned kernels for a problem: the configuration's parameters and the
+    /// problem's options (the role's own files hold its kernels alone).
     func options(_ problem: CCEProblem, _ config: Configuration) -> String {
-        config.defines + (config.variant == "backward" ? " -DCCE_BACKWARD" : " -DCCE_FORWARD") + problemDefines(problem)
+        config.defines + problemDefines(problem)
     }
+
+    /// The files of the role whose configuration `config` is.
+    func files(_ config: Configuration) -> [String]? { Self.role(of: config)?.sources }
 
     /// The build options of the kernels that are never tuned (the reduction, the target check, the vocabulary
     /// order, the materialized baseline): the problem's options alone, so one build serves every candidate.
     func utilityOptions(_ problem: CCEProblem) -> String {
-        "-DCCE_UTILITY" + problemDefines(problem)
+        String(problemDefines(problem).dropFirst())
     }
 
     /// The defines of the problem's options (storage, bias, shift, ignore index, softcap, z-loss, smoothing,
@@ -439,12 +443,12 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         let b = try bias.map(argument) ?? e
         let (lse, losses, total, valid, tileMax) = (loss.lse, loss.losses, loss.total, loss.valid, loss.tileMax)
         var events: [Event] = []
-        events.append(try core.kernel("cce_forward", options: options).launch(
+        events.append(try core.kernel("cce_forward", options: options, files: files(config)).launch(
             on: queue, global: [ceilDiv(rows, tb) * wg, vs], local: [wg, 1],
             arguments: [r, v, d, Int32(dp), e, c, b, order ?? targets, targets, part, tileMax,
                         LocalMemory(bytes: tb * kc * 4), LocalMemory(bytes: nb * kc * 4), LocalMemory(bytes: tb * nb * 4),
                         LocalMemory(bytes: tb * 20)]))
-        events.append(try core.kernel("cce_forward_finish", options: options).launch(
+        events.append(try core.kernel("cce_forward_finish", options: options, files: files(config)).launch(
             on: queue, global: [roundUp(rows, 64)], local: [64], arguments: [r, v, part, targets, lse, losses]))
         events.append(try core.kernel("cce_reduce", options: utilityOptions(problem)).launch(
             on: queue, global: [64], local: [64],
@@ -480,10 +484,10 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
             accumulators = (scratch, scratch)
         }
         var events: [Event] = []
-        events.append(try core.kernel("cce_backward_e", options: options).launch(
+        events.append(try core.kernel("cce_backward_e", options: options, files: files(config)).launch(
             on: queue, global: [tiles * wg], local: [wg],
             arguments: [nn, r, v, d, dpp] + common + [loss.tileMax, keep, de] + local + [accumulators.0]))
-        events.append(try core.kernel("cce_backward_c", options: options).launch(
+        events.append(try core.kernel("cce_backward_c", options: options, files: files(config)).launch(
             on: queue, global: [chunks * wg], local: [wg],
             arguments: [r, v, d, dpp] + common + [keep, dc, db] + local + [accumulators.1]))
         return events

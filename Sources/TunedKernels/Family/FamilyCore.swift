@@ -43,13 +43,15 @@ public final class FamilyCore: @unchecked Sendable {
         self.source = source
     }
 
-    /// The kernel `name` of the family's program built with `options` (built once, then cached here, in the
-    /// context's program cache and on disk).
-    public func kernel(_ name: String, options: String) throws -> Kernel {
-        let key = options + "|" + name
+    /// The kernel `name` of the family's program (or of `common.cl` + `files`, a role's sources) built with
+    /// `options` (built once, then cached here, in the context's program cache and, where the driver does not
+    /// cache its own, on disk).
+    public func kernel(_ name: String, options: String, files: [String]? = nil) throws -> Kernel {
+        let key = options + "|" + (files?.joined(separator: ",") ?? "") + "|" + name
         return try lock.withLock {
             if let kernel = kernels[key] { return kernel }
-            let program = try context.programs.program(context, source: try source(), options: options)
+            let text = try files.map { try KernelSources.program(files: $0) } ?? source()
+            let program = try context.programs.program(context, source: text, options: options)
             let kernel = try program.kernel(named: name)
             kernels[key] = kernel
             return kernel

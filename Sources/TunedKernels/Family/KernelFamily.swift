@@ -60,7 +60,8 @@ public protocol KernelFamily: AnyObject, Sendable {
     /// A few small problems, together reaching every kernel and option of the family: the conformance suite runs
     /// them (oclgrind, refusals, the space, defaults on canned limits, a short tune).
     static var conformanceProblems: [Problem] { get }
-    /// The program source of every configuration (by default `Kernels/common.cl` + `Kernels/<name>.cl`).
+    /// The family's program source (by default `Kernels/common.cl` + `Kernels/<name>.cl`): of its kernels that are
+    /// never tuned, and of every role that names no ``KernelRole/sources`` of its own.
     static func kernelSource() throws -> String
 
     /// The database key of a problem (``key(_:role:)`` adds the role).
@@ -93,6 +94,13 @@ public protocol KernelFamily: AnyObject, Sendable {
 
 extension KernelFamily {
     public static func kernelSource() throws -> String { try KernelSources.program(name) }
+
+    /// The program source of `role`'s kernels: `common.cl` and the role's ``KernelRole/sources``, or the family's
+    /// ``kernelSource()`` when the role names none.
+    public static func kernelSource(role: KernelRole) throws -> String {
+        guard let files = role.sources else { return try kernelSource() }
+        return try KernelSources.program(files: files)
+    }
 
     /// How a problem is given on the command line: the options of the problem's ``ProblemTable``.
     public static var problemOptions: [ProblemOption] { Problem.table.options }
@@ -173,11 +181,15 @@ public struct KernelRole: Sendable, Hashable, CustomStringConvertible {
     public let dependsOn: [String]
     /// One line for `--help` and the docs.
     public let summary: String
+    /// Its program's files under `Kernels/`, after `common.cl` (a family may keep several in its own folder); nil:
+    /// the family's ``KernelFamily/kernelSource()``. Only these are compiled for a candidate of the role.
+    public let sources: [String]?
 
-    public init(_ name: String, variants: [String], dependsOn: [String] = [], summary: String) {
+    public init(_ name: String, variants: [String], dependsOn: [String] = [], sources: [String]? = nil, summary: String) {
         self.name = name
         self.variants = variants
         self.dependsOn = dependsOn
+        self.sources = sources
         self.summary = summary
     }
 

@@ -125,7 +125,7 @@ public final class Tuner<Family: KernelFamily> {
         let columns = space.kernelTunerColumns
         let key = Family.key(problem, role: role)
         let source: String
-        do { source = try Family.kernelSource() } catch { throw EnvironmentFailure("\(error)") }
+        do { source = try Family.kernelSource(role: role) } catch { throw EnvironmentFailure("\(error)") }
         let journalPath = try self.journalPath(problem, key: key, source: source + "\(given.sorted { $0.key < $1.key })", columns: columns)
         let journal = try KernelTunerJournal(path: journalPath, header: KernelTunerCache(
             deviceName: device.name, kernelName: Family.name, problemSize: key.sizes,

@@ -60,7 +60,7 @@ public final class CandidateMeasurer<Family: KernelFamily> {
         } else {
             self.harness = nil
             do {
-                _ = try Family.kernelSource()
+                _ = try Family.kernelSource(role: kernelRole)
                 harness = try family.harness(problem, seed: seed)
             } catch {
                 return EvaluationResult(status: .environment, message: "cannot set up \(Family.name) \(problem): \(error)")
