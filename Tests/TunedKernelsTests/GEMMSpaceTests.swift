@@ -89,9 +89,10 @@ import Testing
         let gemm = try #require(Shared.gemm)
         for precision in GEMM.formats {
             for (m, n, k) in [(1, 1, 1), (64, 64, 65536), (1024, 1024, 1024), (7, 3000, 5), (1, 4096, 4096), (8, 11008, 4096), (4096, 64, 4096)] {
-                let (configuration, source) = gemm.configuration(for: GEMMProblem(m: m, n: n, k: k, precision: precision))
+                let problem = GEMMProblem(m: m, n: n, k: k, precision: precision)
+                let (configuration, source) = gemm.configuration(for: problem)
                 #expect(source == .default)
-                #expect(gemm.violations(of: configuration, precision: precision).isEmpty)
+                #expect(gemm.violations(of: configuration, for: problem).isEmpty)
                 // Decoding shapes get the matrix-vector variant.
                 #expect((configuration.variant == "gemv") == (m <= 8 && n >= 256 && k >= 256), "\(m)x\(n)x\(k): \(configuration)")
                 // A small N with a large A: B's panels only; on a CPU with 16-float vectors, every large shape.

@@ -115,6 +115,20 @@ import TunedKernels
         }
     }
 
+    /// Tensors as operands: the leading dimension and batch stride come from their shapes; a format GEMM does not
+    /// store is refused.
+    @Test func tensorsAreOperands() throws {
+        let context = try #require(Shared.context)
+        let gemm = try #require(Shared.gemm)
+        let a = try DeviceTensor(context, [1, 2, 3, 4, 5, 6, 1, 0, 0, 0, 1, 0], format: .half, shape: [2, 2, 3])   // two 2x3
+        let b = try DeviceTensor(context, [1, 0, 0, 1, 1, 1], format: .half, shape: [3, 2])
+        let c = try DeviceTensor(context, format: .half, shape: [2, 2, 2])
+        try gemm.run(GEMMProblem(m: 2, n: 2, k: 3, batch: 2, precision: .half), a: MatrixOperand(a), b: MatrixOperand(b, batchStride: 0),
+                     c: MatrixOperand(c))
+        #expect(try c.download() == [4, 5, 10, 11, 1, 0, 0, 1])
+        #expect(throws: GEMMError.self) { try MatrixOperand(try DeviceTensor(context, [1], format: .bfloat16)) }
+    }
+
     @Test func typedCallUsesDefaultLeadingDimensions() throws {
         let context = try #require(Shared.context)
         let gemm = try #require(Shared.gemm)

@@ -103,14 +103,6 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
                             inputViolations: first.inputViolations + second.inputViolations)
     }
 
-    /// The constraints `configuration` violates on this device for `precision` (empty when valid).
-    public func violations(of configuration: Configuration, precision: ElementFormat) -> [String] {
-        violations(of: configuration, for: GEMMProblem(m: 1, n: 1, k: 1, precision: precision, layout: configuration["GSTREAM"] == 1 ? .nn : .nt))
-    }
-
-    func isValid(_ configuration: Configuration, precision: ElementFormat) -> Bool {
-        violations(of: configuration, precision: precision).isEmpty
-    }
 
     /// Releases the scratch buffers (packed panels, split-K partial sums) kept between calls.
     public func releaseScratch() { core.releaseScratch() }

@@ -17,6 +17,19 @@ public struct MatrixOperand: Sendable {
         self.batchStride = batchStride
     }
 
+    /// A tensor as an operand: its buffer, with the leading dimension of its last dimension (a batch of matrices of
+    /// shape [batch, rows, columns] gets the batch stride rows x columns) unless given.
+    /// - Throws: ``GEMMError/precisionMismatch(_:)`` for a format GEMM does not store (half and single).
+    public init(_ tensor: DeviceTensor, offset: Int = 0, leadingDimension: Int? = nil, batchStride: Int? = nil) throws {
+        guard GEMM.formats.contains(tensor.format) else {
+            throw GEMMError.precisionMismatch("a \(tensor.format) tensor is not a GEMM operand (GEMM stores \(GEMM.formats.map(\.tag).joined(separator: ", ")))")
+        }
+        let columns = tensor.shape.last ?? 1
+        let rows = tensor.shape.count >= 2 ? tensor.shape[tensor.shape.count - 2] : 1
+        self.init(tensor.buffer, offset: offset, leadingDimension: leadingDimension ?? columns,
+                  batchStride: batchStride ?? (tensor.shape.count >= 3 ? rows * columns : 0))
+    }
+
     /// The storage precision of the buffer's element type, or nil for a type the kernels do not store.
     var precision: ElementFormat? { ElementFormat.gemmFormat(of: buffer) }
 
