@@ -40,7 +40,7 @@ struct TuneFamily<Family: KernelFamily>: ParsableCommand {
     var role: String?
     @Option(help: "Search strategy: \(StrategyKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var strategy: StrategyKind = TuningOptions.defaultStrategy
-    @Option(help: "Unique configurations to evaluate per problem.") var budget = 60
+    @Option(help: "Unique configurations to evaluate per problem (and per kernel role).") var budget = 60
     @Option(help: "Wall-clock limit per problem in seconds (the run ends at the budget or the limit, whichever comes first).")
     var timeLimit: Double?
     @Option(help: "Random seed of the search.") var seed: UInt64 = 1
@@ -123,7 +123,7 @@ struct TuneFamily<Family: KernelFamily>: ParsableCommand {
         }
         let roleColumn = Family.roles.count > 1
         print(table(["problem"] + (roleColumn ? ["role"] : []) + ["best", "ms", "evaluations", "measured", "failures", "best configuration"], results.map { r in
-            [r.problem.description] + (roleColumn ? [r.role] : []) + [r.best.map { Family.work(r.problem).rate($0.seconds) } ?? "-", format(r.best.map { $0.seconds * 1000 }, 3),
+            [r.problem.description] + (roleColumn ? [r.role] : []) + [r.best.map { Family.work(r.problem, role: Family.role(named: r.role) ?? Family.roles[0]).rate($0.seconds) } ?? "-", format(r.best.map { $0.seconds * 1000 }, 3),
              "\(r.evaluations)", "\(r.measured)", "\(r.failures)", r.best.map { "\($0.config)" } ?? "-"]
         }))
         let saved = results.filter { $0.savedTo != nil }.count

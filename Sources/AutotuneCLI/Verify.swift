@@ -92,7 +92,7 @@ struct VerifyFamily<Family: KernelFamily>: ParsableCommand {
                                  canary_violations: verification.canaryViolations, input_violations: verification.inputViolations))
         } else {
             let with = verification.choices.count == 1 ? "\(verification.configuration)"
-                : verification.choices.map { "\($0.role) \($0.config)" }.joined(separator: ", ")
+                : verification.choices.map { $0.config.variant == $0.role ? "\($0.config)" : "\($0.role) \($0.config)" }.joined(separator: ", ")
             print("\(verification.passed ? "PASS" : "FAIL") \(Family.name) \(problem) on \(context.device.name) with \(with):")
             for check in checks { check.lines().forEach { print($0) } }
             print("  \(verification.canaryViolations) canary and \(verification.inputViolations) input violations")

@@ -101,7 +101,7 @@ public struct CCEProblem: Hashable, TabulatedProblem, CustomStringConvertible {
         $0.integer("ignore-index", \.ignoreIndex, help: "Targets equal to this have no loss.")
         $0.text("filter", \.filter, help: "Gradient filter: auto (2^-12 bf16, 2^-15 fp16, none fp32), off, or a threshold.")
         $0.flag("sort-vocabulary", \.sortVocabulary, help: "Process the vocabulary by decreasing average logit (skipped tiles cluster).")
-        $0.choice("data", \.data, help: "Benchmark data: trained (a peaked softmax) or uniform (a flat one).")
+        $0.choice("data", \.data, help: "Benchmark data: trained (a peaked softmax), uniform (a flat one), or shuffled (trained with the ids permuted).")
     }
 
     /// Tokens with a loss: `tokens - 1` with `shift`, else `tokens`.

@@ -61,6 +61,13 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         return Work(flops: problem.flops, bytes: 2 * (n + v) * d * Double(problem.precision.bytes))
     }
 
+    /// The forward: the logits (2 N V D) reading E and C; the backward: the two gradient products (4 N V D) reading
+    /// E and C and writing their gradients.
+    public static func work(_ problem: CCEProblem, role: KernelRole) -> Work {
+        let whole = work(problem)
+        return role.name == "forward" ? Work(flops: whole.flops / 3, bytes: whole.bytes / 2) : Work(flops: whole.flops * 2 / 3, bytes: whole.bytes)
+    }
+
     public static func needs(_ problem: CCEProblem) throws -> ResourceNeeds {
         try Checked.sizes(["tokens": problem.tokens, "vocab": problem.vocab], maximum: Int(Int32.max) / 2, family: name)
         try Checked.sizes(["dim": problem.dim], maximum: 1 << 16, family: name)

@@ -68,6 +68,8 @@ public protocol KernelFamily: AnyObject, Sendable {
     static func key(_ problem: Problem) -> TuningKey
     /// FLOPs and bytes of one call.
     static func work(_ problem: Problem) -> Work
+    /// FLOPs and bytes of one role's kernels (the tuner's rates of a role); by default the whole call's.
+    static func work(_ problem: Problem, role: KernelRole) -> Work
     /// Throws ``ProblemError`` when the problem is not one the kernels accept (a size below 1, a size beyond
     /// the kernels' indexing), and returns what it needs so it can be checked against the device and the host
     /// (``ResourceNeeds/check(on:)``). Arithmetic must be overflow-checked (``Checked``).
@@ -94,6 +96,8 @@ public protocol KernelFamily: AnyObject, Sendable {
 
 extension KernelFamily {
     public static func kernelSource() throws -> String { try KernelSources.program(name) }
+
+    public static func work(_ problem: Problem, role: KernelRole) -> Work { work(problem) }
 
     /// The program source of `role`'s kernels: `common.cl` and the role's ``KernelRole/sources``, or the family's
     /// ``kernelSource()`` when the role names none.

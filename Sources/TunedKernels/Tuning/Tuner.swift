@@ -141,7 +141,7 @@ public final class Tuner<Family: KernelFamily> {
 
         log("tune \(Family.name)\(Family.roles.count > 1 ? " \(role.name)" : "") \(problem) on \(device.name): \(options.strategy.rawValue), budget \(options.budget), "
             + "\(known.count) journaled, \(initial.count) seeds; journal \(journalPath)")
-        let work = Family.work(problem)
+        let work = Family.work(problem, role: role)
         var bestSoFar: Double?
         var failureDetails: [TuningResult<Family.Problem>.Failure] = []
         let session = SearchSession(space: space, seed: options.seed, budget: TuningBudget(evaluations: options.budget, seconds: options.timeLimit),
@@ -159,7 +159,7 @@ public final class Tuner<Family: KernelFamily> {
             try journal.record(KernelTunerCache.Entry(
                 labels: space.kernelTunerLabels(candidate), time: result.outcome.seconds.map { $0 * 1000 },
                 failure: result.status == .ok ? nil : result.status.kernelTunerFailure, times: result.outcome.seconds.map { [$0 * 1000] } ?? [],
-                compileTime: result.compileSeconds.map { $0 * 1000 }, extra: result.gflops.map { ["GFLOP/s": $0] } ?? [:]))
+                compileTime: result.compileSeconds.map { $0 * 1000 }, extra: result.outcome.seconds.flatMap(work.gflops).map { ["GFLOP/s": $0] } ?? [:]))
             return result.outcome
         }
         var measured = 0, failures = 0
