@@ -171,11 +171,13 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
             values["NB"] = nb
             return Configuration(variant: "backward", values)
         }
-        let own = [1, 0].map { acc in
-            Configuration(variant: "backward", ["TB": tb, "NB": nb, "KC": forward["KC"] ?? 0, "MR": forward["MR"] ?? 1, "NR": forward["NR"] ?? 1,
-                                                "VW": forward["VW"] ?? 1, "WG": forward["WG"] ?? 1, "PMR": 1, "PNV": 1, "ACC": acc])
-        }
-        return unique(both.filter { $0.backward["TB"] == tb && $0.backward["NB"] == nb }.map(\.backward) + both.map { onForwardTiles($0.backward) } + own)
+        // Last, the forward's own block and chunk with the accumulators that fit: valid wherever the forward is.
+        let (kc, vw) = (forward["KC"] ?? 0, forward["VW"] ?? 1)
+        let fits = localFloats(tb: tb, nb: nb, vw: vw, kc: kc, localAccumulators: true, dim: problem.dim) * 4 <= limits.localMemoryBytes
+        let own = [Configuration(variant: "backward", ["TB": tb, "NB": nb, "KC": kc, "MR": forward["MR"] ?? 1, "NR": forward["NR"] ?? 1,
+                                                       "VW": vw, "WG": forward["WG"] ?? 1, "PMR": 1, "PNV": 1, "ACC": fits ? 1 : 0])]
+        return unique(both.filter { $0.backward["TB"] == tb && $0.backward["NB"] == nb }.map(\.backward) + both.map { onForwardTiles($0.backward) })
+            .filter { $0 != own[0] } + own
     }
 
     private static func unique(_ configurations: [Configuration]) -> [Configuration] {
@@ -202,7 +204,10 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
                    tiled(32, 32, mr: 2, nr: 2, vw: 4, wg: 64, kc: 64), tiled(16, 16, mr: 2, nr: 2, vw: 4, wg: 64, kc: 64),
                    tiled(32, 32, mr: 2, nr: 2, vw: 4, wg: 64, kc: 64, acc: 0), tiled(16, 16, mr: 2, nr: 2, vw: 4, wg: 64, kc: 32, acc: 0)]
         return (limits.kind == .cpu ? cpu + gpu : gpu + cpu)
-            + [tiled(8, 16, mr: 1, nr: 1, vw: 1), tiled(8, 16, mr: 1, nr: 1, vw: 1, kc: 32, acc: 0)]
+            // Last, the smallest tile in D chunks of 32 (whole rows where D is at most 32, which a chunk may not be): valid
+            // on any device with a few KiB of local memory.
+            + (problem.dim > 32 ? [tiled(8, 16, mr: 1, nr: 1, vw: 1), tiled(8, 16, mr: 1, nr: 1, vw: 1, kc: 32, acc: 0)]
+                                : [tiled(8, 16, mr: 1, nr: 1, vw: 1, kc: 32, acc: 0), tiled(8, 16, mr: 1, nr: 1, vw: 1)])
     }
 
     public func buildOptions(_ configuration: Configuration, for problem: CCEProblem) -> String { options(problem, configuration) }
