@@ -33,6 +33,8 @@ struct BenchPerShape<Family: KernelFamily>: ParsableCommand {
 
     @Option(help: "A file with one problem per line (the family's main option alone, problem options, or JSON; # starts a comment).")
     var shapesFile: String?
+    @Option(help: "The kernel role whose configurations are compared (\(Family.roles.map(\.name).joined(separator: ", ")); default: \(Family.roles[0].name)); it is timed alone.")
+    var role: String?
     @Option(help: "Tuning database file to take the configurations from (default: the databases the dispatcher reads).")
     var database: String?
     @Option(help: "Timed runs per measurement (more for short kernels, until they add up to 20 ms).") var repetitions = 5
@@ -42,6 +44,9 @@ struct BenchPerShape<Family: KernelFamily>: ParsableCommand {
     var problemWords: [String] = []
 
     func validate() throws {
+        if let role, Family.role(named: role) == nil {
+            throw ValidationError("--role \(role): \(Family.name) has the roles \(Family.roles.map(\.name).joined(separator: ", "))")
+        }
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
         _ = try FamilyHelp.problems(Family.self, words: problemWords, file: shapesFile)
@@ -92,11 +97,14 @@ struct BenchPerShape<Family: KernelFamily>: ParsableCommand {
         }
         for problem in problems { try family.check(problem) }
         let tuningDatabase = family.database
+        let kernelRole = role.flatMap(Family.role(named:)) ?? Family.roles[0]
+        // A family of several roles has the role timed alone (the roles it depends on run first, untimed).
+        let launchedRole = Family.roles.count > 1 ? kernelRole.name : nil
 
         // The tuned configuration of every problem, and the distinct configurations among them.
         var configs: [Configuration] = [], tunedIndex: [Int] = [], missing: [String] = []
         for problem in problems {
-            guard let found = tuningDatabase.lookup(Family.key(problem)), found.exact else {
+            guard let found = tuningDatabase.lookup(Family.key(problem, role: kernelRole)), found.exact else {
                 missing.append(problem.description)
                 continue
             }
@@ -107,7 +115,7 @@ struct BenchPerShape<Family: KernelFamily>: ParsableCommand {
         }
         guard missing.isEmpty else {
             let sources = tuningDatabase.sources.isEmpty ? "no database" : tuningDatabase.sources.joined(separator: ", ")
-            throw ValidationError("no tuned \(Family.name) entry for \(missing.joined(separator: "; ")) in \(sources); "
+            throw ValidationError("no tuned \(Family.name)\(Family.roles.count > 1 ? " " + kernelRole.name : "") entry for \(missing.joined(separator: "; ")) in \(sources); "
                                   + "run `autotune tune \(Family.name)` for these problems first")
         }
 
@@ -116,11 +124,12 @@ struct BenchPerShape<Family: KernelFamily>: ParsableCommand {
             progress("per-shape \(Family.name) \(problem): \(configs.count) configurations, \(rounds) rounds")
             let harness = try family.harness(problem, seed: 42)
             var runs = [[Double]](repeating: [], count: configs.count)
-            var broken = configs.map { !family.violations(of: $0, for: problem).isEmpty }
+            let given = family.given(for: problem, role: kernelRole)
+            var broken = configs.map { !family.violations(of: $0, for: problem, role: kernelRole, given: given).isEmpty }
             forEachInterleaved(count: configs.count, rounds: rounds, shift: row) { index, _ in
                 if broken[index] { return }
                 do {
-                    let measured = try harness.measure(configs[index], repetitions: repetitions, minimumSeconds: 0.02)
+                    let measured = try harness.measure([configs[index]], role: launchedRole, repetitions: repetitions, minimumSeconds: 0.02)
                     if measured.isCorrect { runs[index].append(measured.seconds) } else { broken[index] = true }
                 } catch {
                     broken[index] = true
@@ -137,7 +146,7 @@ struct BenchPerShape<Family: KernelFamily>: ParsableCommand {
             family.core.releaseScratch()
         }
 
-        let report = Self.summarize(device: context.device.name, problems: problems, configs: configs,
+        let report = Self.summarize(device: context.device.name, problems: problems, role: kernelRole, configs: configs,
                                     tuned: tunedIndex, selection: selection, times: evaluation, rounds: rounds, repetitions: repetitions)
         if output.json { try printJSON(report); return }
         print("\(Family.name) on \(report.device): per-problem tuned vs single best configuration")
@@ -155,7 +164,7 @@ struct BenchPerShape<Family: KernelFamily>: ParsableCommand {
 
     /// The single best configuration, chosen on `selection`, and the speedups, measured on `times`
     /// (both `[shape][config]` seconds, nil where a configuration does not work).
-    static func summarize(device: String, problems: [Family.Problem], configs: [Configuration],
+    static func summarize(device: String, problems: [Family.Problem], role: KernelRole, configs: [Configuration],
                           tuned: [Int], selection: [[Double?]], times: [[Double?]], rounds: Int, repetitions: Int) -> Report {
         // The single best: smallest mean log time over the shapes, among the configurations that work on all of them.
         let complete = configs.indices.filter { index in selection.allSatisfy { $0[index] != nil } && times.allSatisfy { $0[index] != nil } }
@@ -164,7 +173,7 @@ struct BenchPerShape<Family: KernelFamily>: ParsableCommand {
         }
         var rows: [Row] = []
         for (row, problem) in problems.enumerated() {
-            let work = Family.work(problem)
+            let work = Family.work(problem, role: role)
             let own = times[row][tuned[row]]
             let singleSeconds = single.flatMap { times[row][$0] }
             let fastest = configs.indices.min { (times[row][$0] ?? .infinity) < (times[row][$1] ?? .infinity) } ?? tuned[row]
