@@ -35,6 +35,34 @@ import TunedKernels
         #expect(try KernelTunerCache.read(path: again.journal).entries.count == 4 + again.measured)
     }
 
+    /// One role alone: the backward of cut cross-entropy, given the dispatcher's forward (here its default), stores
+    /// only its own entry, on the forward's tiles; after a forward entry is stored, the backward is given that one.
+    /// A role the family does not have is refused.
+    @Test func oneRoleIsTunedOnTheDispatchersChoiceOfItsDependencies() throws {
+        let context = try #require(Shared.context)
+        let folder = CLI.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var options = TuningOptions()
+        options.budget = 2
+        options.confirm = 1
+        options.repetitions = 1
+        options.databasePath = folder + "/db.json"
+        options.journalDirectory = folder + "/journals"
+        let cce = try CutCrossEntropy(context: context, database: TuningDatabase())
+        let problem = CCEProblem(tokens: 21, vocab: 40, dim: 9, precision: .single, filter: "off", data: .uniform)
+        let tuner = try Tuner(cce, options: options)
+        #expect(throws: ProblemError.self) { try tuner.tune(problem, role: "sideways") }
+        let backward = try tuner.tune(problem, role: "backward")
+        let defaultForward = cce.configuration(for: problem, role: CutCrossEntropy.roles[0]).0
+        #expect(backward.map(\.role) == ["backward"] && backward[0].given == ["forward": defaultForward])
+        let file = try #require(try TuningDatabase.read(path: folder + "/db.json"))
+        #expect(file.entries.map(\.key) == [CutCrossEntropy.key(problem, role: CutCrossEntropy.roles[1])])
+        #expect(backward[0].best?.config["TB"] == defaultForward["TB"] && backward[0].best?.config["NB"] == defaultForward["NB"])
+        let forward = try tuner.tune(problem, role: "forward")
+        let again = try tuner.tune(problem, role: "backward")
+        #expect(again[0].given == ["forward": try #require(forward[0].best).config])
+    }
+
     @Test func badOptionsAndOutputsAreRefusedBeforeWork() throws {
         let context = try #require(Shared.context)
         let gemm = try GEMM(context: context, database: TuningDatabase())
