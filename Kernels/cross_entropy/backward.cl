@@ -173,7 +173,8 @@ void cce_backward_e(const int N, const int ROWS, const int V, const int D, const
     const int cols = min(NB, V - v0);
     barrier(CE_FENCE);
 #if USE_FILTER
-    const float tm = tmax[(long)tile * chunks + chunk];
+    /* a tile of rows past ROWS (with shift, N may hold one more tile than ROWS) has no bound: tmax holds none */
+    const float tm = rows > 0 ? tmax[(long)tile * chunks + chunk] : -INFINITY;
     /* forced: a non-finite input in the tile or its rows; computed whole, products included */
     const int forced = !lfinite || tm == INFINITY;
     const float bound = rows == 0 ? 0.0f : forced ? INFINITY : exp(tm - lmin) * lscale + SMOOTH / (float)V;

@@ -126,6 +126,15 @@ extension ProblemOption.Kind {
     var isFlag: Bool { if case .flag = self { true } else { false } }
 }
 
+/// Reads a `--config` of `bench`: one configuration, or a JSON array of one configuration per kernel role.
+func decodeConfigurations(_ text: String, option: String = "--config") throws -> [Configuration] {
+    if text.trimmingCharacters(in: .whitespaces).hasPrefix("["),
+       let list = try? JSONDecoder().decode([Configuration].self, from: Data(text.utf8)), !list.isEmpty {
+        return list
+    }
+    return [try decodeConfiguration(text, option: option)]
+}
+
 /// Reads a `--config` JSON object.
 func decodeConfiguration(_ text: String, option: String = "--config") throws -> Configuration {
     do { return try JSONDecoder().decode(Configuration.self, from: Data(text.utf8)) } catch {

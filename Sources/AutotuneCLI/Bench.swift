@@ -126,7 +126,7 @@ struct BenchOptions: ParsableArguments {
     @Option(help: "Rounds: our kernel, the --config rows and the baselines are timed once per round, interleaved, and the median over rounds is reported.")
     var rounds = 1
     @Option(name: .customLong("config"),
-            help: ArgumentHelp("Also time this configuration, as JSON: '{\"variant\": \"packed\", \"MR\": 6, ...}' (repeatable).", valueName: "json"))
+            help: ArgumentHelp("Also time this configuration, as JSON: '{\"variant\": \"packed\", \"MR\": 6, ...}', or a JSON array of one configuration per kernel role (the roles not given get the dispatcher's choice); repeatable, a row each.", valueName: "json"))
     var configs: [String] = []
     @Option(name: .customLong("skip"), help: ArgumentHelp("Skip the baseline of this name (repeatable), e.g. --skip clblast.", valueName: "name"))
     var skipped: [String] = []
@@ -135,7 +135,7 @@ struct BenchOptions: ParsableArguments {
     func validate() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
-        _ = try configs.map { try decodeConfiguration($0) }
+        _ = try configs.map { try decodeConfigurations($0) }
     }
 }
 
@@ -178,7 +178,7 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
         let work = Family.work(problem)
 
         // Rows: ours (the dispatcher's choice), each --config, each baseline; timed once per round, interleaved.
-        let extra = try bench.configs.map { try decodeConfiguration($0) }
+        let extra = try bench.configs.map { try decodeConfigurations($0) }
         var baselines = harness.baselines() + BaselineRegistry.baselines(for: Family.self, harness: harness, problem: problem)
         let unknown = bench.skipped.filter { name in !baselines.contains { $0.name == name } }
         guard unknown.isEmpty else {
@@ -186,11 +186,17 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
                                   + (baselines.isEmpty ? "none" : baselines.map(\.name).joined(separator: ", ")))
         }
         baselines.removeAll { bench.skipped.contains($0.name) }
-        let configurations: [Configuration?] = [nil] + extra
+        let configurations: [[Configuration]] = [[]] + extra
         var errors: [String?] = configurations.map { configuration in
-            guard let configuration else { return nil }
-            let violations = family.violations(of: configuration, for: problem)
-            return violations.isEmpty ? nil : "invalid configuration: " + violations.joined(separator: "; ")
+            guard !configuration.isEmpty else { return nil }
+            do {
+                _ = try family.resolve(configuration, for: problem)
+                return nil
+            } catch let error as InvalidConfiguration {
+                return "invalid configuration: " + error.message
+            } catch {
+                return "\(error)"
+            }
         } + baselines.map { _ in nil }
         var measurements = [[KernelMeasurement]](repeating: [], count: configurations.count)
         var baselineRuns = [[Baseline.Result]](repeating: [], count: baselines.count)
@@ -198,7 +204,7 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
             for row in 0..<(configurations.count + baselines.count) where errors[row] == nil {
                 do {
                     if row < configurations.count {
-                        measurements[row].append(try harness.measure(configurations[row], repetitions: bench.repetitions))
+                        measurements[row].append(try harness.measure(configurations[row], role: nil, repetitions: bench.repetitions))
                     } else {
                         baselineRuns[row - configurations.count].append(try baselines[row - configurations.count].measure(bench.repetitions))
                     }
@@ -215,7 +221,7 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
             let runs = measurements[row]
             guard let last = runs.last, errors[row] == nil else {
                 var failed = BenchResult(name: name, seconds: nil, work: work, check: nil, error: errors[row] ?? "not measured")
-                failed.config = configuration
+                failed.config = configuration.last
                 failed.config_source = "option"
                 results.append(failed)
                 continue
@@ -269,6 +275,6 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
             print("config: \(results[0].config.map { "\($0)" } ?? "-") (\(results[0].config_source ?? ""))")
         }
         print("database: \(family.core.origin.summary)")
-        for index in extra.indices { print("config-\(index + 1): \(extra[index])") }
+        for index in extra.indices { print("config-\(index + 1): \(extra[index].map { "\($0)" }.joined(separator: ", "))") }
     }
 }

@@ -2,11 +2,14 @@
 public struct Parameter: Sendable, Hashable {
     public let name: String
     public let values: [Int]
+    /// Why the values are what they are, for the message of a value outside them (`"the forward's TB: ..."`).
+    public let note: String?
 
-    public init(_ name: String, _ values: [Int]) {
+    public init(_ name: String, _ values: [Int], note: String? = nil) {
         precondition(!values.isEmpty, "parameter \(name) needs at least one value")
         self.name = name
         self.values = values
+        self.note = note
     }
 }
 
@@ -59,7 +62,7 @@ public struct SearchSpace: Sendable {
                 continue
             }
             if !parameter.values.contains(value) {
-                problems.append("\(parameter.name)=\(value) is not one of \(parameter.values)")
+                problems.append("\(parameter.name)=\(value) is not one of \(parameter.values)" + (parameter.note.map { " (\($0))" } ?? ""))
             }
         }
         let known = Set(parameters.map(\.name))

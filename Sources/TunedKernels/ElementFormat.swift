@@ -78,8 +78,14 @@ public enum ElementFormat: Hashable, Sendable, CustomStringConvertible {
     /// Bytes per element, for the formats of whole bytes (packed int4: see ``storageBytes(count:)``).
     public var bytes: Int { max(bits / 8, 1) }
 
-    /// Bytes that `count` elements take (packed int4: two per byte, rounded up).
-    public func storageBytes(count: Int) -> Int { (count * bits + 7) / 8 }
+    /// Bytes that `count` elements take (packed int4: two per byte, rounded up); no overflow for any count.
+    public func storageBytes(count: Int) -> Int { count / 8 * bits + (count % 8 * bits + 7) / 8 }
+
+    /// Whether the format's parameters make sense (an int4 group of at least one element).
+    public var isValid: Bool {
+        if case .int4(let group, _) = self { return group.map { $0 > 0 } ?? true }
+        return true
+    }
 
     /// The value of the kernels' `PRECISION` define (`common.cl`).
     public var define: String {
@@ -113,19 +119,20 @@ public enum ElementFormat: Hashable, Sendable, CustomStringConvertible {
 
     /// The number of storage elements of `count` values (packed int4: one byte per two).
     func storageCount(_ count: Int) -> Int {
-        if case .int4 = self { return (count + 1) / 2 }
+        if case .int4 = self { return count / 2 + count % 2 }
         return count
     }
 
     /// `value` as this format stores it, widened back to Float: rounded to nearest even (floats: to the format's
-    /// precision; integers: to an integer, then clamped to the format's range, NaN to 0).
+    /// precision; integers: to an integer, then clamped to the format's range; NaN to 0, for int4 to 8, the
+    /// symmetric zero).
     public func rounded(_ value: Float) -> Float {
         switch self {
         case .float32: value
         case .float16: Float(Float16(value))
         case .bfloat16: Self.float(bfloat16: Self.bfloat16(value))
         case .int8: Float(Self.integer(value, in: -128...127))
-        case .int4: Float(Self.integer(value, in: 0...15))
+        case .int4: Float(Self.integer(value, in: 0...15, nan: 8))
         }
     }
 
@@ -152,9 +159,9 @@ public enum ElementFormat: Hashable, Sendable, CustomStringConvertible {
     /// The Float of a bfloat16 word (exact).
     public static func float(bfloat16 word: UInt16) -> Float { Float(bitPattern: UInt32(word) << 16) }
 
-    /// `value` rounded to the nearest integer, ties to even, clamped to `range` (NaN: 0).
-    static func integer(_ value: Float, in range: ClosedRange<Int>) -> Int {
-        guard !value.isNaN else { return 0 }
+    /// `value` rounded to the nearest integer, ties to even, clamped to `range` (NaN: `nan`).
+    static func integer(_ value: Float, in range: ClosedRange<Int>, nan: Int = 0) -> Int {
+        guard !value.isNaN else { return nan }
         let rounded = value.rounded(.toNearestOrEven)
         if rounded <= Float(range.lowerBound) { return range.lowerBound }
         if rounded >= Float(range.upperBound) { return range.upperBound }
@@ -166,7 +173,7 @@ public enum ElementFormat: Hashable, Sendable, CustomStringConvertible {
     public static func packInt4(_ values: [Float]) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: (values.count + 1) / 2)
         for (index, value) in values.enumerated() {
-            let code = UInt8(integer(value, in: 0...15))
+            let code = UInt8(integer(value, in: 0...15, nan: 8))
             bytes[index / 2] |= index % 2 == 0 ? code : code << 4
         }
         return bytes
@@ -226,16 +233,10 @@ public struct DeviceTensor: Sendable {
     /// - Throws: ``TensorError`` when the buffer's element type is not the format's storage type or the buffer
     ///   holds fewer elements than the shape.
     public init(_ buffer: any AnyDeviceBuffer, format: ElementFormat, shape: [Int]) throws {
-        guard shape.allSatisfy({ $0 >= 0 }) else { throw TensorError("the shape \(shape) has a negative size") }
         guard buffer.elementTypeName == format.storageTypeName else {
             throw TensorError("a \(format) tensor is stored as \(format.storageTypeName), not \(buffer.elementTypeName)")
         }
-        var elements = 1
-        for size in shape {
-            let (product, overflow) = elements.multipliedReportingOverflow(by: size)
-            guard !overflow else { throw TensorError("the shape \(shape) holds more elements than an Int counts") }
-            elements = product
-        }
+        let elements = try Self.count(of: shape, format: format)
         guard buffer.count >= format.storageCount(elements) else {
             throw TensorError("the buffer holds \(buffer.count) \(buffer.elementTypeName) elements; a \(format) tensor of shape \(shape) needs "
                               + "\(format.storageCount(elements))")
@@ -269,10 +270,23 @@ public struct DeviceTensor: Sendable {
         try self.init(buffer, format: format, shape: shape ?? [values.count])
     }
 
+    /// The elements of `shape`, checked: sizes of at least 0, a product an Int holds, a valid format.
+    static func count(of shape: [Int], format: ElementFormat) throws -> Int {
+        guard format.isValid else { throw TensorError("\(format) is not a valid format (an int4 group holds at least one element)") }
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw TensorError("the shape \(shape) has a negative size") }
+        var elements = 1
+        for size in shape {
+            let (product, overflow) = elements.multipliedReportingOverflow(by: size)
+            guard !overflow else { throw TensorError("the shape \(shape) holds more elements than an Int counts") }
+            elements = product
+        }
+        return elements
+    }
+
     /// A new tensor of `format` and `shape`, filled with the format's poison (`poisoned` false: left as the device
     /// allocates it, for a buffer that is written before it is read).
     public init(_ context: Context, format: ElementFormat, shape: [Int], poisoned: Bool = true) throws {
-        let count = max(format.storageCount(shape.reduce(1, *)), 1)
+        let count = max(format.storageCount(try Self.count(of: shape, format: format)), 1)
         let buffer: any AnyDeviceBuffer
         switch format {
         case .float32: buffer = try DeviceBuffer<Float>(context, count: count)

@@ -189,10 +189,19 @@ import Testing
     /// `autotune bench cce --json` follows the bench contract: our row, then `materialized` and `openblas`, each
     /// with seconds, peak device bytes and the error; ours with the fraction of gradient tiles skipped.
     @Test func benchCommandReportsTheContract() throws {
-        let output = try CLI.run(CLI.autotune, ["bench", "cce", "--tokens", "64", "--vocab", "300", "--dim", "32", "--repetitions", "1", "--json"])
+        // A row of one configuration per role (a JSON array), and a row whose backward is not on its forward's tiles.
+        let pair = #"[{"variant":"forward","TB":16,"NB":16,"KC":0,"MR":1,"NR":2,"VW":4,"WG":1,"VS":2},"#
+            + #"{"variant":"backward","TB":16,"NB":16,"KC":0,"MR":2,"NR":4,"VW":8,"WG":4,"PMR":2,"PNV":1,"ACC":1}]"#
+        let offTiles = #"{"variant":"backward","TB":8,"NB":16,"KC":0,"MR":1,"NR":2,"VW":4,"WG":1,"PMR":1,"PNV":1,"ACC":1}"#
+        let output = try CLI.run(CLI.autotune, ["bench", "cce", "--tokens", "64", "--vocab", "300", "--dim", "32", "--repetitions", "1",
+                                                "--config", pair, "--config", offTiles, "--json"])
         #expect(output.status == 0, "\(output.stderr)")
         let report = try #require(try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any])
-        let results = try #require(report["results"] as? [[String: Any]])
+        let rows = try #require(report["results"] as? [[String: Any]])
+        let roles = try #require(rows[1]["roles"] as? [[String: Any]])
+        #expect(roles.map { $0["role"] as? String } == ["forward", "backward"] && roles.allSatisfy { $0["source"] as? String == "explicit" })
+        #expect((rows[1]["error"] as? String) == nil && (rows[2]["error"] as? String)?.contains("the forward's per-tile bounds") == true, "\(rows[2])")
+        let results = rows.filter { !($0["name"] as? String ?? "").hasPrefix("config-") }
         #expect(results.map { $0["name"] as? String } == ["tunedkernels", "materialized", "openblas"])
         for result in results {
             for key in ["seconds", "peak_device_bytes", "max_abs_error", "extra_device_bytes", "part_errors"] {

@@ -30,7 +30,7 @@ import Testing
         // Integers: ties to even, clamped, NaN to 0.
         #expect([0.5, 1.5, 2.5, -0.5, -1.5, 200, -200, .nan].map(ElementFormat.int8.rounded) == [0, 2, 2, 0, -2, 127, -128, 0])
         let int4 = ElementFormat.int4(groupSize: 64, zeroPoints: false)
-        #expect([0.5, 7.5, 8.5, -3, 99].map(int4.rounded) == [0, 8, 8, 0, 15])
+        #expect([0.5, 7.5, 8.5, -3, 99, .nan].map(int4.rounded) == [0, 8, 8, 0, 15, 8])
         #expect(ElementFormat.float32.rounded(0.1) == 0.1)
     }
 
@@ -65,6 +65,9 @@ import Testing
         #expect { try DeviceTensor(try DeviceBuffer<UInt8>(context, count: 4)) } throws: { "\($0)".contains("does not tell its format") }
         #expect { try DeviceTensor(try DeviceBuffer<Float>(context, count: 4), format: .single, shape: [-1]) } throws: { "\($0)".contains("negative") }
         #expect { try DeviceTensor(try DeviceBuffer<Float>(context, count: 4), format: .single, shape: [Int.max, 2]) } throws: { "\($0)".contains("more elements") }
+        #expect { try DeviceTensor(context, format: .half, shape: [Int.max, 3]) } throws: { "\($0)".contains("more elements") }
+        #expect { try DeviceTensor(context, format: .int4(groupSize: 0, zeroPoints: false), shape: [4]) } throws: { "\($0)".contains("not a valid format") }
+        #expect(ElementFormat.int4(groupSize: 32, zeroPoints: false).storageBytes(count: .max) == Int.max / 2 + 1)
         let words = try DeviceTensor(try DeviceBuffer<UInt16>(context, count: 4))
         #expect(words.format == .bfloat16 && words.shape == [4])
     }

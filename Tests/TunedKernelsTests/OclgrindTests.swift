@@ -83,6 +83,14 @@ import Testing
                               "--z-loss", "0.001", "--label-smoothing", "0.1"] + options)
     }
 
+    /// With `shift`, N rows of dE may span one more row tile than the ROWS = N - 1 rows of the forward's per-tile bounds
+    /// (17 tokens in tiles of 8): that tile reads no bound.
+    @Test func cutCrossEntropyShiftedExtraTileRunsCleanUnderOclgrind() throws {
+        try Self.expectClean(["verify", "cce", "--tokens", "17", "--vocab", "37", "--dim", "13", "--shift", "--precision", "half", "--config",
+                              #"{"variant":"forward","TB":8,"NB":16,"KC":0,"MR":1,"NR":2,"VW":4,"WG":1,"VS":1}"#, "--config",
+                              #"{"variant":"backward","TB":8,"NB":16,"KC":0,"MR":1,"NR":2,"VW":4,"WG":1,"PMR":1,"PNV":1,"ACC":1}"#])
+    }
+
     /// Cut cross-entropy's backward with its accumulators in global memory, allowed only where the local ones do
     /// not fit: D is derived from the local memory oclgrind's device reports (16 rows of D floats beyond it).
     @Test func cutCrossEntropyGlobalAccumulatorsRunCleanUnderOclgrind() throws {

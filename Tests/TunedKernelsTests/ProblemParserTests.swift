@@ -75,6 +75,11 @@ import TunedKernels
         #expect { try ProblemParser.decode(GEMMProblem.self, family: "gemm", options: GEMM.problemOptions, data: Data(#"{"m": 3, "n": 4}"#.utf8)) }
             throws: { "\($0)".contains("the problem has no \"k\"") }
         for family in KernelFamilies.families { try Self.roundTrip(family) }
+        // A format the family does not store is refused, in JSON as on the command line, and by `needs`.
+        #expect { try ProblemParser.decode(CCEProblem.self, family: "cce", options: CutCrossEntropy.problemOptions,
+                                           data: Data(#"{"tokens": 9, "precision": "int8"}"#.utf8)) } throws: { "\($0)".contains("int8 is not one of half, single, bfloat16") }
+        #expect { try GEMM.needs(GEMMProblem(m: 2, n: 2, k: 2, precision: .bfloat16)) } throws: { "\($0)".contains("not one of half, single") }
+        #expect { try CutCrossEntropy.needs(CCEProblem(tokens: 2, vocab: 2, dim: 2, precision: .int8)) } throws: { "\($0)".contains("not one of") }
         let defaults = Dictionary(uniqueKeysWithValues: CutCrossEntropy.problemOptions.map { ($0.name, $0.defaultValue) })
         #expect(defaults["precision"] == "half" && defaults["ignore-index"] == "-100" && defaults["filter"] == "auto" && defaults["vocab"] == "32768")
         #expect(defaults["tokens"] == .some(nil) && defaults["bias"] == .some(nil))

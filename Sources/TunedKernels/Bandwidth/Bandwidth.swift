@@ -91,7 +91,7 @@ public final class BandwidthHarness: KernelHarness {
     public func reset() throws { try partial?.fill(.nan) }
 
     public func launch(_ configurations: [Configuration], role: String?) throws -> KernelLaunch {
-        let (configuration, source) = try family.resolve(configurations.first, for: problem)
+        let (configuration, source) = try family.resolve(try family.onlyConfiguration(configurations), for: problem)
         let v = configuration.values
         let items = problem.count / (v["VW"]! * v["WPT"]!)
         let groups = items / v["LOCAL"]!

@@ -15,7 +15,8 @@ extension CCEHarness {
     /// The fraction of gradient tiles skipped by the last launch, and the extra device memory of the measured runs.
     public func metrics() throws -> [String: Double] {
         var metrics = ["extra_device_bytes": Double(max(0, context.memory.peakBytes - baseDeviceBytes))]
-        if let skipped = try family.lastSkippedFraction() { metrics["skipped_tile_fraction"] = skipped }
+        // A forward alone skips nothing: the decisions are the last backward's, of another launch.
+        if lastRole != "forward", let skipped = try family.lastSkippedFraction() { metrics["skipped_tile_fraction"] = skipped }
         return metrics
     }
 

@@ -31,7 +31,7 @@ public final class CCEHarness: KernelHarness {
     /// The last launch's saved loss.
     var lastLoss: CutCrossEntropy.Loss?
     /// The role the last launch ran (nil: the whole call).
-    private var lastRole: String?
+    private(set) var lastRole: String?
     /// The forward configuration whose result the workspace holds since the last reset (a backward-role launch
     /// reuses it).
     private var prepared: Configuration?
@@ -131,6 +131,19 @@ public final class CCEHarness: KernelHarness {
                 bias.map { precision.rounded($0) }, targets)
     }
 
+    /// What the roles do: the forward a third of the FLOPs and half of the bytes (``CutCrossEntropy/work(_:role:)``).
+    public func work(role: String?) -> Work {
+        role.flatMap(CutCrossEntropy.role(named:)).map { CutCrossEntropy.work(problem, role: $0) } ?? work
+    }
+
+    /// Before a backward alone is timed: the forward of its configuration, once (its build and run are not the
+    /// backward's).
+    public func prepare(_ configurations: [Configuration], role: String?) throws {
+        guard role == "backward" else { return }
+        _ = try launch(configurations, role: "forward")
+        try context.queue.finish()
+    }
+
     /// Poisons the gradients and the saved loss (NaN): an output a launch leaves unwritten fails ``check()``.
     public func reset() throws {
         lastLoss = nil
@@ -151,6 +164,7 @@ public final class CCEHarness: KernelHarness {
         if role == "backward", prepared == forward.config, let workspace {
             loss = workspace
         } else {
+            prepared = nil  // until this forward has completed into the workspace
             loss = try family.loss(problem, embeddings: e, classifier: c, bias: bias, targets: targets, configuration: forward.config,
                                    checkTargets: false, reusing: workspace.flatMap { $0.fits(problem, forward.config) ? $0 : nil })
             workspace = loss

@@ -12,7 +12,10 @@ import OpenCLRuntime
 /// ```swift
 /// let cce = try CutCrossEntropy(context: context)
 /// let problem = CCEProblem(tokens: n, vocab: v, dim: d, precision: .half, shift: true)
-/// let loss = try cce.loss(problem, embeddings: e, classifier: c, targets: t)      // e: DeviceBuffer<Float16>
+/// let e = try DeviceTensor(context, hostE, format: .half, shape: [n, d])           // rounded to fp16
+/// let c = try DeviceTensor(context, hostC, format: .half, shape: [v, d])
+/// let de = try DeviceTensor(context, format: .half, shape: [n, d]), dc = try DeviceTensor(context, format: .half, shape: [v, d])
+/// let loss = try cce.loss(problem, embeddings: e, classifier: c, targets: t)      // t: DeviceBuffer<Int32>
 /// print(try loss.value())
 /// try cce.gradients(problem, embeddings: e, classifier: c, targets: t, loss: loss,
 ///                   gradOutput: one, dEmbeddings: de, dClassifier: dc)
@@ -71,6 +74,9 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     public static func needs(_ problem: CCEProblem) throws -> ResourceNeeds {
         try Checked.sizes(["tokens": problem.tokens, "vocab": problem.vocab], maximum: Int(Int32.max) / 2, family: name)
         try Checked.sizes(["dim": problem.dim], maximum: 1 << 16, family: name)
+        guard formats.contains(problem.precision) else {
+            throw ProblemError("cce: precision \(problem.precision) is not one of \(formats.map(\.tag).joined(separator: ", "))")
+        }
         if problem.shift && problem.tokens < 2 { throw ProblemError("cce: shift needs at least 2 tokens, got \(problem.tokens)") }
         guard problem.softcap >= 0, problem.softcap.isFinite else { throw ProblemError("cce: softcap must be 0 (none) or positive, got \(problem.softcap)") }
         guard problem.zLoss >= 0, problem.zLoss.isFinite else { throw ProblemError("cce: z-loss must be at least 0, got \(problem.zLoss)") }
@@ -105,8 +111,9 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
     public static func spaces(for problem: CCEProblem, role: KernelRole, given: [String: Configuration], limits: DeviceLimits) -> [SearchSpace] {
         let backward = role.name == "backward"
         let forward = backward ? given["forward"] : nil
-        let tiles = [Parameter("TB", forward?["TB"].map { [$0] } ?? [8, 16, 32, 64, 128]),
-                     Parameter("NB", forward?["NB"].map { [$0] } ?? [16, 32, 64, 128])]
+        let note = "the forward's: the backward reads the forward's per-tile bounds"
+        let tiles = [Parameter("TB", forward?["TB"].map { [$0] } ?? [8, 16, 32, 64, 128], note: forward != nil ? note : nil),
+                     Parameter("NB", forward?["NB"].map { [$0] } ?? [16, 32, 64, 128], note: forward != nil ? note : nil)]
         let block = [Parameter("KC", [0, 32, 64, 128, 256, 512]), Parameter("MR", [1, 2, 4, 8]), Parameter("NR", [1, 2, 4, 8]),
                      Parameter("VW", [1, 4, 8, 16]), Parameter("WG", [1, 4, 16, 64, 256])]
         let own = backward ? [Parameter("PMR", [1, 2, 4, 8]), Parameter("PNV", [1, 2, 4]), Parameter("ACC", [1, 0])] : [Parameter("VS", [1, 2, 4, 8])]

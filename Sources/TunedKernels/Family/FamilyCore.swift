@@ -165,6 +165,15 @@ extension KernelFamily {
         return choices
     }
 
+    /// The one configuration of a launch of a family of one role (nil: the dispatcher's choice).
+    /// - Throws: ``InvalidConfiguration`` for more than one.
+    public func onlyConfiguration(_ configurations: [Configuration]) throws -> Configuration? {
+        guard configurations.count <= 1 else {
+            throw InvalidConfiguration(family: Self.name, "\(Self.name) has one kernel role: give one configuration, not \(configurations.count)")
+        }
+        return configurations.first
+    }
+
     /// The explicit configuration if given and valid, else the dispatcher's choice, for the role of `explicit`
     /// (the family's first role when nil).
     /// - Throws: ``InvalidConfiguration`` when `explicit` violates the space.

@@ -130,7 +130,8 @@ extension KernelFamily {
             } else {
                 guard let named = entry.key.tags["role"].flatMap(Self.role(named:)) else {
                     throw TuningDatabaseError(path: path, reason: "the entry \(entry.key) names no role of \(name) (\"role\": one of "
-                                              + roles.map(\.name).joined(separator: ", ") + "); tune it again")
+                                              + roles.map(\.name).joined(separator: ", ") + "): an entry saved before \(name) had kernel roles; "
+                                              + "delete it from that file, then tune the problem again (one entry per role)")
                 }
                 role = named
             }

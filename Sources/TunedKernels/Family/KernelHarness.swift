@@ -101,6 +101,11 @@ public protocol KernelHarness: AnyObject {
     /// outputs of the roles it depends on are made first, once per configuration of theirs, and kept (the
     /// tuner times a role alone this way).
     func launch(_ configurations: [Configuration], role: String?) throws -> KernelLaunch
+    /// What one launch of `role` does (nil: the whole call); by default ``work``.
+    func work(role: String?) -> Work
+    /// Makes what a launch of `role` reads from the roles it depends on, before that launch is timed (by default
+    /// nothing; a harness that keeps such outputs between launches makes them here).
+    func prepare(_ configurations: [Configuration], role: String?) throws
     /// Compares the outputs of the last launch's roles with the reference, with the family's tolerance (waits
     /// for the queue).
     func check() throws -> Check
@@ -113,6 +118,8 @@ public protocol KernelHarness: AnyObject {
 
 extension KernelHarness {
     public func baselines() -> [Baseline] { [] }
+    public func work(role: String?) -> Work { work }
+    public func prepare(_ configurations: [Configuration], role: String?) throws {}
 
     /// One whole call with `configuration` for its role (nil: the dispatcher's choice for every role).
     public func launch(_ configuration: Configuration?) throws -> KernelLaunch {
@@ -157,6 +164,7 @@ extension KernelHarness {
                         cutoff: Double? = nil) throws -> KernelMeasurement {
         context.memory.resetPeak()
         try reset()
+        try prepare(configurations, role: role)
         var launch: KernelLaunch?
         let firstCall = try Self.time {
             launch = try self.launch(configurations, role: role)
@@ -169,12 +177,13 @@ extension KernelHarness {
         func result(_ wall: [Double], _ device: [Double]) throws -> KernelMeasurement {
             // One more call, untimed, on poisoned outputs: its result is checked too.
             try reset()
+            try prepare(chosen, role: role)
             _ = try self.launch(chosen, role: role)
             try context.queue.finish()
             let last = try self.check()
             check = Check.worst([check, last])!
             return KernelMeasurement(choices: choices, seconds: median(wall), deviceSeconds: median(device), check: check,
-                               peakDeviceBytes: context.memory.peakBytes, firstCallSeconds: firstCall, work: work,
+                               peakDeviceBytes: context.memory.peakBytes, firstCallSeconds: firstCall, work: work(role: role),
                                metrics: try metrics())
         }
         var wall: [Double] = [], device: [Double] = []

@@ -7,7 +7,7 @@ import Foundation
 /// in that initializer (or in ``defaults`` for an option the initializer requires).
 ///
 /// ```swift
-/// static let problemTable = ProblemTable(defaults: MyProblem(n: 1)) {
+/// static let table = ProblemTable(defaults: MyProblem(n: 1)) {
 ///     $0.integer("n", \.n, help: "Vector length.", required: true, primary: true)
 ///     $0.format("precision", \.precision, [.half, .single], help: "Storage.")
 ///     $0.flag("causal", \.causal, help: "Causal mask.")
@@ -37,12 +37,16 @@ public struct ProblemTable<Problem: Sendable>: Sendable {
     // MARK: Declaring
 
     private mutating func add<Value: Codable & Sendable>(_ name: String, _ kind: ProblemOption.Kind, _ path: WritableKeyPath<Problem, Value> & Sendable,
-                                                         help: String, required: Bool, primary: Bool, text: (Value) -> String?) {
+                                                         help: String, required: Bool, primary: Bool, text: (Value) -> String?,
+                                                         check: (@Sendable (Value) -> String?)? = nil) {
         let defaultValue = required ? nil : text(defaults[keyPath: path])
         let key = TableKey(name)
         fields.append(Field(option: ProblemOption(name, kind, help: help, default: defaultValue, primary: primary, required: required),
                             decode: { container, problem in
                                 if let value = try container.decodeIfPresent(Value.self, forKey: key) {
+                                    if let message = check?(value) {
+                                        throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: message)
+                                    }
                                     problem[keyPath: path] = value
                                 } else if required {
                                     throw DecodingError.keyNotFound(key, .init(codingPath: container.codingPath, debugDescription: "\(name) is required"))
@@ -80,7 +84,8 @@ public struct ProblemTable<Problem: Sendable>: Sendable {
 
     /// One of `formats`, by tag (`--precision half`).
     public mutating func format(_ name: String, _ path: WritableKeyPath<Problem, ElementFormat> & Sendable, _ formats: [ElementFormat], help: String) {
-        add(name, .choice(formats.map(\.tag)), path, help: help, required: false, primary: false) { $0.tag }
+        add(name, .choice(formats.map(\.tag)), path, help: help, required: false, primary: false, text: { $0.tag },
+            check: { formats.contains($0) ? nil : "\($0) is not one of \(formats.map(\.tag).joined(separator: ", "))" })
     }
 
     /// Integer sizes joined by `x` (`--shape 1024x768x512`), one JSON key and one problem property each.

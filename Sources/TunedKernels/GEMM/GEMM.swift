@@ -52,6 +52,9 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
     /// (packed fp32 panels, split-K partial sums) on the device, and the harness's and verifier's fp32 host copies.
     public static func needs(_ problem: GEMMProblem) throws -> ResourceNeeds {
         try Checked.sizes(["M": problem.m, "N": problem.n, "K": problem.k, "batch": problem.batch], family: name)
+        guard formats.contains(problem.precision) else {
+            throw ProblemError("gemm: precision \(problem.precision) is not one of \(formats.map(\.tag).joined(separator: ", "))")
+        }
         for (label, rows, columns) in [("A", problem.m, problem.k), ("B", problem.k, problem.n), ("C", problem.m, problem.n)] {
             let elements = try Checked.product(rows, columns, what: "one matrix of \(label)")
             guard elements <= Int(Int32.max) else {
@@ -92,8 +95,7 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
     /// Two calls with canaries around every buffer, odd offsets, padded rows and batch gaps: `alpha = 1.5`,
     /// `beta = 0` on a C full of NaN, then `alpha = -0.75`, `beta = 0.5`.
     public func verify(_ problem: GEMMProblem, configurations: [Configuration], seed: UInt64) throws -> Verification {
-        guard configurations.count <= 1 else { throw GEMMError.invalidConfiguration("gemm has one role: give one configuration") }
-        let configuration = configurations.first
+        let configuration = try onlyConfiguration(configurations)
         let verifier = GEMMVerifier(gemm: self)
         let first = try verifier.verify(problem, alpha: 1.5, beta: 0, configuration: configuration, seed: seed)
         let second = try verifier.verify(problem, alpha: -0.75, beta: 0.5, configuration: configuration, seed: seed &+ 1)

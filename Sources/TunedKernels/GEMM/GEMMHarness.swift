@@ -58,7 +58,7 @@ public final class GEMMHarness: KernelHarness {
 
     /// `C = A * B` (alpha 1, beta 0) with `configuration` or the dispatcher's choice.
     public func launch(_ configurations: [Configuration], role: String?) throws -> KernelLaunch {
-        try gemm.run(problem, alpha: 1, a: a, b: b, beta: 0, c: c, configuration: configurations.first)
+        try gemm.run(problem, alpha: 1, a: a, b: b, beta: 0, c: c, configuration: try gemm.onlyConfiguration(configurations))
     }
 
     public func check() throws -> Check {

@@ -111,7 +111,15 @@ public final class Tuner<Family: KernelFamily> {
         } else {
             roles = Family.roles
         }
-        return try roles.map { try tune(problem, role: $0) }
+        let results = try roles.map { try tune(problem, role: $0) }
+        // A role tuned alone may change what the roles that depend on it were tuned on.
+        let dependents = Family.roles.filter { dependent in roles.contains { dependent.dependsOn.contains($0.name) } && !roles.contains(dependent) }
+        if !dependents.isEmpty {
+            log("note: \(dependents.map(\.name).joined(separator: ", ")) depend\(dependents.count == 1 ? "s" : "") on \(roles.map(\.name).joined(separator: ", ")): "
+                + "an entry tuned on an earlier choice may no longer be valid (the dispatcher then uses the defaults); tune "
+                + dependents.map { "--role \($0.name)" }.joined(separator: " and ") + " again")
+        }
+        return results
     }
 
     /// Tunes one role of `problem`, given the dispatcher's choices (this device's database and ``databasePath``)
@@ -125,7 +133,8 @@ public final class Tuner<Family: KernelFamily> {
         let columns = space.kernelTunerColumns
         let key = Family.key(problem, role: role)
         let source: String
-        do { source = try Family.kernelSource(role: role) } catch { throw EnvironmentFailure("\(error)") }
+        // The role's program and the family's (its kernels that are never tuned run in the role's launches too).
+        do { source = try Family.kernelSource(role: role) + Family.kernelSource() } catch { throw EnvironmentFailure("\(error)") }
         let journalPath = try self.journalPath(problem, key: key, source: source + "\(given.sorted { $0.key < $1.key })", columns: columns)
         let journal = try KernelTunerJournal(path: journalPath, header: KernelTunerCache(
             deviceName: device.name, kernelName: Family.name, problemSize: key.sizes,

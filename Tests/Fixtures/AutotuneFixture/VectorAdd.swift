@@ -78,7 +78,7 @@ final class VectorAdd: KernelFamily, @unchecked Sendable {
         func reset() throws { try c.fill(.nan) }
 
         func launch(_ configurations: [Configuration], role: String?) throws -> KernelLaunch {
-            let (configuration, source) = try family.resolve(configurations.first, for: problem)
+            let (configuration, source) = try family.resolve(try family.onlyConfiguration(configurations), for: problem)
             let v = configuration.values
             let options = configuration.defines
             let perItem = v["WPT"]! * v["VW"]!
