@@ -107,26 +107,33 @@ import Testing
         for family in Self.families { try Self.checkParameters(family, context: context) }
     }
 
-    static func checkParameters<F: KernelFamily>(_ family: F.Type, context: Context) throws {
+    /// `body` for every role of every conformance problem of `F`, on a family that sees the canned CPU limits, then
+    /// the GPU's.
+    static func forEachRole<F: KernelFamily>(_ family: F.Type, context: Context,
+                                             _ body: (F, DeviceLimits, F.Problem, KernelRole) throws -> Void) throws {
         for limits in [cpu, gpu] {
             let instance = F(core: try FamilyCore(context: context, database: TuningDatabase(), limits: limits, source: F.kernelSource))
             for problem in F.conformanceProblems {
-                for role in F.roles {
-                let source = try F.kernelSource(role: role)
-                for space in instance.spaces(for: problem, role: role, given: instance.given(for: problem, role: role)) {
-                    guard let base = space.enumerate(limit: 1).first else { continue }
-                    let baseText = try preprocess(source, instance.buildOptions(base, for: problem))
-                    for parameter in space.parameters where parameter.values.count > 1 {
-                        let other = parameter.values.lazy.filter { $0 != base[parameter.name] }.map { value -> Configuration in
-                            var changed = base
-                            changed.values[parameter.name] = value
-                            return changed
-                        }.first(where: space.isValid)
-                        guard let other else { continue }
-                        let text = try preprocess(source, instance.buildOptions(other, for: problem))
-                        #expect(text != baseText, "\(F.name) \(space.variant): \(parameter.name) does not change the compiled code")
-                    }
-                }
+                for role in F.roles { try body(instance, limits, problem, role) }
+            }
+        }
+    }
+
+    static func checkParameters<F: KernelFamily>(_ family: F.Type, context: Context) throws {
+        try forEachRole(family, context: context) { instance, _, problem, role in
+            let source = try F.kernelSource(role: role)
+            for space in instance.spaces(for: problem, role: role, given: instance.given(for: problem, role: role)) {
+                guard let base = space.enumerate(limit: 1).first else { continue }
+                let baseText = try preprocess(source, instance.buildOptions(base, for: problem))
+                for parameter in space.parameters where parameter.values.count > 1 {
+                    let other = parameter.values.lazy.filter { $0 != base[parameter.name] }.map { value -> Configuration in
+                        var changed = base
+                        changed.values[parameter.name] = value
+                        return changed
+                    }.first(where: space.isValid)
+                    guard let other else { continue }
+                    let text = try preprocess(source, instance.buildOptions(other, for: problem))
+                    #expect(text != baseText, "\(F.name) \(space.variant): \(parameter.name) does not change the compiled code")
                 }
             }
         }
@@ -158,19 +165,14 @@ import Testing
     }
 
     static func checkDefaults<F: KernelFamily>(_ family: F.Type, context: Context) throws {
-        for limits in [cpu, gpu] {
-            let instance = F(core: try FamilyCore(context: context, database: TuningDatabase(), limits: limits, source: F.kernelSource))
-            for problem in F.conformanceProblems {
-                for role in F.roles {
-                    let given = instance.given(for: problem, role: role)
-                    let defaults = instance.defaults(for: problem, role: role, given: given)
-                    let valid = { (configuration: Configuration) in instance.violations(of: configuration, for: problem, role: role, given: given) }
-                    #expect(defaults.last.map { valid($0).isEmpty } == true,
-                            "\(F.name) \(role) \(problem): the last default is not valid on \(limits.kind): \(defaults.last.map(valid) ?? [])")
-                    let (chosen, source) = instance.configuration(for: problem, role: role)
-                    #expect(source == .default && valid(chosen).isEmpty, "\(F.name) \(role) \(problem) on \(limits.kind)")
-                }
-            }
+        try forEachRole(family, context: context) { instance, limits, problem, role in
+            let given = instance.given(for: problem, role: role)
+            let defaults = instance.defaults(for: problem, role: role, given: given)
+            let valid = { (configuration: Configuration) in instance.violations(of: configuration, for: problem, role: role, given: given) }
+            #expect(defaults.last.map { valid($0).isEmpty } == true,
+                    "\(F.name) \(role) \(problem): the last default is not valid on \(limits.kind): \(defaults.last.map(valid) ?? [])")
+            let (chosen, source) = instance.configuration(for: problem, role: role)
+            #expect(source == .default && valid(chosen).isEmpty, "\(F.name) \(role) \(problem) on \(limits.kind)")
         }
     }
 

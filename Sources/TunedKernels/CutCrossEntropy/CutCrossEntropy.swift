@@ -323,7 +323,7 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
                      checkTargets: Bool = true, reusing: Loss? = nil) throws -> Loss {
         try checkCall(problem)
         try validate(problem, embeddings: embeddings, classifier: classifier, bias: bias, targets: targets)
-        let (config, source) = try choice(configuration, role: Self.roles[0], for: problem, given: [:])
+        let (config, source) = try resolve(configuration, role: Self.roles[0], for: problem, given: [:])
         let output: Loss
         if let reusing {
             guard reusing.family === self else { throw CCEError.mismatch("the Loss to reuse belongs to another CutCrossEntropy (or context)") }
@@ -378,26 +378,12 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
                                    ("gradOutput", gradOutput), ("the saved loss", loss.lse)],
                           outputs: [("dEmbeddings", dEmbeddings.buffer), ("dClassifier", dClassifier.buffer), ("dBias", dBias?.buffer)])
         try checkMatch(loss, problem, inputs: Loss.inputs(embeddings, classifier, targets, bias))
-        let (config, source) = try choice(configuration, role: Self.roles[1], for: problem, given: ["forward": loss.launch.configuration])
+        let (config, source) = try resolve(configuration, role: Self.roles[1], for: problem, given: ["forward": loss.launch.configuration])
         let events = try core.serialized {
             try backwardKernels(problem, config, embeddings: embeddings, classifier: classifier, bias: bias,
                                 targets: loss.positions ?? targets, loss: loss, gradOutput: gradOutput, dEmbeddings: dEmbeddings, dClassifier: dClassifier, dBias: dBias)
         }
         return KernelLaunch(role: "backward", configuration: config, source: source, events: events)
-    }
-
-    /// `explicit` when it is a valid configuration of `role`, else the dispatcher's choice.
-    private func choice(_ explicit: Configuration?, role: KernelRole, for problem: CCEProblem, given: [String: Configuration]) throws
-        -> (Configuration, ConfigurationSource) {
-        guard let explicit else { return configuration(for: problem, role: role, given: given) }
-        guard role.variants.contains(explicit.variant) else {
-            throw InvalidConfiguration(family: Self.name, "\(explicit) is not a configuration of the \(role.name) (its variant is \(role.variants.joined(separator: ", ")))")
-        }
-        let problems = violations(of: explicit, for: problem, role: role, given: given)
-        guard problems.isEmpty else {
-            throw InvalidConfiguration(family: Self.name, "\(explicit) is not valid for the \(role.name) on \(context.device.name): " + problems.joined(separator: "; "))
-        }
-        return (explicit, .explicit)
     }
 
     /// The fraction of gradient tiles the last ``gradients`` call skipped (reads the decisions; waits).

@@ -148,21 +148,29 @@ extension KernelFamily {
         }
         var given: [String: Configuration] = [:], choices: [RoleChoice] = []
         for role in Self.roles {
-            let (configuration, source): (Configuration, ConfigurationSource)
-            if let explicit = byRole[role.name] {
-                let problems = violations(of: explicit, for: problem, role: role, given: given)
-                guard problems.isEmpty else {
-                    throw InvalidConfiguration(family: Self.name, "\(explicit) is not valid on \(context.device.name)"
-                                               + (Self.roles.count > 1 ? " for the role \(role.name)" : "") + ": " + problems.joined(separator: "; "))
-                }
-                (configuration, source) = (explicit, .explicit)
-            } else {
-                (configuration, source) = self.configuration(for: problem, role: role, given: given)
-            }
+            let (configuration, source) = try resolve(byRole[role.name], role: role, for: problem, given: given)
             given[role.name] = configuration
             choices.append(RoleChoice(role: role.name, config: configuration, source: source))
         }
         return choices
+    }
+
+    /// `explicit` when it is a valid configuration of `role` given the configurations of the roles it depends on,
+    /// else (nil) the dispatcher's choice.
+    /// - Throws: ``InvalidConfiguration`` when `explicit` is of another role or violates the role's space.
+    public func resolve(_ explicit: Configuration?, role: KernelRole, for problem: Problem, given: [String: Configuration]) throws
+        -> (Configuration, ConfigurationSource) {
+        guard let explicit else { return configuration(for: problem, role: role, given: given) }
+        guard role.variants.contains(explicit.variant) else {
+            throw InvalidConfiguration(family: Self.name, "\(explicit) is not a configuration of the \(role.name) (its variants: "
+                                       + role.variants.joined(separator: ", ") + ")")
+        }
+        let problems = violations(of: explicit, for: problem, role: role, given: given)
+        guard problems.isEmpty else {
+            throw InvalidConfiguration(family: Self.name, "\(explicit) is not valid on \(context.device.name)"
+                                       + (Self.roles.count > 1 ? " for the role \(role.name)" : "") + ": " + problems.joined(separator: "; "))
+        }
+        return (explicit, .explicit)
     }
 
     /// The one configuration of a launch of a family of one role (nil: the dispatcher's choice).

@@ -55,7 +55,7 @@ public struct ProblemOption: Sendable {
 /// Parses a family's problem from command-line words, a problems-file line, or JSON.
 public enum ProblemParser {
     /// `--name value`, `--name=value` and flags, checked against `options`; options not given take their
-    /// defaults; `--problem JSON` gives the whole problem as the JSON object every subcommand prints.
+    /// defaults (the problem table's, when it decodes); `--problem JSON` gives the whole problem as the JSON object every subcommand prints.
     ///
     /// - Parameter base: words applied first, which `arguments` override (the command line under a file's lines).
     /// - Throws: ``ProblemError`` with a message that names the option and what it accepts.
@@ -211,15 +211,9 @@ public enum ProblemParser {
     private static func build<P: Decodable>(_ type: P.Type, family: String, options: [ProblemOption], given: [String: String]) throws -> P {
         var object: [String: Any] = [:]
         for option in options {
-            let text: String
-            if let value = given[option.name] {
-                text = value
-            } else if let value = option.defaultValue {
-                text = value
-            } else if option.isRequired {
-                throw ProblemError("\(family): \(option.usage) is required")
-            } else {
-                continue  // the problem's default (a flag that is off)
+            guard let text = given[option.name] else {
+                if option.isRequired { throw ProblemError("\(family): \(option.usage) is required") }
+                continue  // the problem's default, from its table
             }
             func integer(_ word: Substring, _ label: String) throws -> Int {
                 guard let value = Int(word) else {

@@ -37,7 +37,7 @@ public final class GEMMHarness: KernelHarness {
         hostA = random(m * k * batch)
         hostB = random(k * n * batch)
         let context = gemm.context
-        func upload(_ values: [Float]) throws -> any AnyDeviceBuffer { try makeDeviceBuffer(context, values, precision: problem.precision) }
+        func upload(_ values: [Float]) throws -> any AnyDeviceBuffer { try DeviceTensor(context, values, format: problem.precision).buffer }
         let (aRows, aColumns) = problem.storedA
         let (bRows, bColumns) = problem.storedB
         a = MatrixOperand(try upload(hostA), leadingDimension: aColumns, batchStride: aRows * aColumns)
@@ -53,7 +53,7 @@ public final class GEMMHarness: KernelHarness {
 
     /// Fills C with NaN: a configuration that leaves part of C unwritten then fails ``check()``.
     public func reset() throws {
-        try fill(c.buffer, with: .nan)
+        try DeviceTensor(c.buffer, format: problem.precision, shape: [c.buffer.count]).poison()
     }
 
     /// `C = A * B` (alpha 1, beta 0) with `configuration` or the dispatcher's choice.
@@ -97,14 +97,5 @@ public final class GEMMHarness: KernelHarness {
         GEMMReference.gemm(problem, alpha: 1, a: a, b: b, beta: 0, c: &output)  // warm-up
         let seconds = Self.medianTime(repetitions: repetitions) { GEMMReference.gemm(problem, alpha: 1, a: a, b: b, beta: 0, c: &output) }
         return (seconds, output.values)
-    }
-}
-
-/// Sets every element of a Float or Float16 buffer to `value`.
-func fill(_ buffer: any AnyDeviceBuffer, with value: Float) throws {
-    switch buffer {
-    case let half as DeviceBuffer<Float16>: try half.fill(Float16(value))
-    case let single as DeviceBuffer<Float>: try single.fill(value)
-    default: throw GEMMError.precisionMismatch("\(buffer.elementTypeName) is not a GEMM element type")
     }
 }

@@ -67,7 +67,7 @@ public struct GEMMVerifier {
         let b = host(rows: problem.storedB.rows, columns: problem.storedB.columns, fill: random)
         var c = host(rows: problem.m, columns: problem.n, fill: beta == 0 ? { _ in .nan } : random)
         let context = gemm.context
-        func upload(_ values: [Float]) throws -> any AnyDeviceBuffer { try makeDeviceBuffer(context, values, precision: problem.precision) }
+        func upload(_ values: [Float]) throws -> any AnyDeviceBuffer { try DeviceTensor(context, values, format: problem.precision).buffer }
         func operand(_ matrix: GEMMReference.HostMatrix) throws -> MatrixOperand {
             MatrixOperand(try upload(matrix.values), offset: matrix.offset, leadingDimension: matrix.leadingDimension, batchStride: matrix.batchStride)
         }

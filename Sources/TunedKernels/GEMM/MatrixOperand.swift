@@ -44,11 +44,6 @@ public struct MatrixOperand: Sendable {
     }
 }
 
-/// A device buffer of `format` holding `values` (rounded to it).
-func makeDeviceBuffer(_ context: Context, _ values: [Float], precision format: ElementFormat) throws -> any AnyDeviceBuffer {
-    try DeviceTensor(context, values, format: format).buffer
-}
-
 /// The contents of a Float or Float16 device buffer, widened to Float.
 func downloadFloats(_ buffer: any AnyDeviceBuffer) throws -> [Float] {
     guard let format = ElementFormat.gemmFormat(of: buffer) else {

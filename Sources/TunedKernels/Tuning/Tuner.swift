@@ -133,9 +133,15 @@ public final class Tuner<Family: KernelFamily> {
         let columns = space.kernelTunerColumns
         let key = Family.key(problem, role: role)
         let source: String
-        // The role's program and the family's (its kernels that are never tuned run in the role's launches too).
-        do { source = try Family.kernelSource(role: role) + Family.kernelSource() } catch { throw EnvironmentFailure("\(error)") }
-        let journalPath = try self.journalPath(problem, key: key, source: source + "\(given.sorted { $0.key < $1.key })", columns: columns)
+        // The role's program, and the family's when the role has files of its own (its kernels that are never tuned
+        // run in the role's launches too); the configurations it is given. A family of one role keeps its journals.
+        do {
+            source = try Family.kernelSource() + (role.sources == nil ? "" : try Family.kernelSource(role: role))
+                + (given.isEmpty ? "" : "\(given.sorted { $0.key < $1.key })")
+        } catch {
+            throw EnvironmentFailure("\(error)")
+        }
+        let journalPath = try self.journalPath(problem, key: key, source: source, columns: columns)
         let journal = try KernelTunerJournal(path: journalPath, header: KernelTunerCache(
             deviceName: device.name, kernelName: Family.name, problemSize: key.sizes,
             parameterNames: columns.names, parameterValues: columns.values))
