@@ -20,7 +20,7 @@ public struct AutotuneCommand<Registry: FamilyRegistry>: ParsableCommand {
                 progress goes to stderr. Kernel families: \(Registry.families.map { $0.name }.joined(separator: ", ")).
                 """,
             subcommands: [Devices.self, FamilyGroup<Registry, BenchVerb>.self, FamilyGroup<Registry, VerifyVerb>.self,
-                          FamilyGroup<Registry, TuneVerb>.self, ReplayCommand.self, Show.self, WorkerCommand<Registry>.self]
+                          FamilyGroup<Registry, TuneVerb>.self, ReplayCommand.self, Show.self, PerfCommand<Registry>.self, WorkerCommand<Registry>.self]
         )
     }
 

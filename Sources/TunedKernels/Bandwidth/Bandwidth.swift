@@ -24,6 +24,7 @@ public final class Bandwidth: KernelFamily, @unchecked Sendable {
     public static let summary = "the device's streaming read bandwidth (a tuned read-and-sum kernel)"
     public static let roles = [KernelRole("read", variants: ["read"], summary: "read and sum a buffer")]
     public static let conformanceProblems = [Problem(megabytes: 1)]
+    public static let performanceCases = [PerformanceCase("256MiB", Problem(megabytes: 256), bound: .memory)]
 
     public static func key(_ problem: Problem) -> TuningKey { TuningKey(kernel: name, sizes: [problem.megabytes]) }
     public static func work(_ problem: Problem) -> Work { Work(flops: 0, bytes: Double(problem.megabytes) * 1_048_576) }

@@ -46,6 +46,17 @@ public final class CutCrossEntropy: KernelFamily, @unchecked Sendable {
         CCEProblem(tokens: 19, vocab: 37, dim: 13, precision: .half, bias: true, softcap: 5, shift: true, zLoss: 1e-3, labelSmoothing: 0.1),
         CCEProblem(tokens: 9, vocab: 20, dim: 5, precision: .bfloat16, reduction: .none, ignoreIndex: 3, sortVocabulary: true),
     ]
+    /// A mid-size problem (1024 tokens, a 8192-entry vocabulary, 512 dimensions, fp16), with the gradient filter
+    /// (the default) and exact; each role timed alone.
+    public static let performanceCases: [PerformanceCase<CCEProblem>] = {
+        let filtered = CCEProblem(tokens: 1024, vocab: 8192, dim: 512, precision: .half)
+        var exact = filtered
+        exact.filter = "off"
+        return roles.flatMap { role in
+            [PerformanceCase("mid-filtered", filtered, role: role.name, bound: .compute),
+             PerformanceCase("mid-exact", exact, role: role.name, bound: .compute)]
+        }
+    }()
 
     /// The kernels that are never tuned: `Kernels/common.cl` + `cross_entropy/shared.cl` + `cross_entropy/utility.cl`
     /// (each role names its own files).

@@ -60,6 +60,10 @@ public protocol KernelFamily: AnyObject, Sendable {
     /// A few small problems, together reaching every kernel and option of the family: the conformance suite runs
     /// them (oclgrind, refusals, the space, defaults on canned limits, a short tune).
     static var conformanceProblems: [Problem] { get }
+    /// The benchmarks of the performance suite (`autotune perf`, `scripts/perf-check.sh`): per role, a few
+    /// representative problems, each compute- or memory-bound. A family without any is not benchmarked (the
+    /// conformance tests require one per role).
+    static var performanceCases: [PerformanceCase<Problem>] { get }
     /// The family's program source (by default `Kernels/common.cl` + `Kernels/<name>.cl`): of its kernels that are
     /// never tuned, and of every role that names no ``KernelRole/sources`` of its own.
     static func kernelSource() throws -> String
@@ -98,6 +102,8 @@ extension KernelFamily {
     public static func kernelSource() throws -> String { try KernelSources.program(name) }
 
     public static func work(_ problem: Problem, role: KernelRole) -> Work { work(problem) }
+
+    public static var performanceCases: [PerformanceCase<Problem>] { [] }
 
     /// The program source of `role`'s kernels: `common.cl` and the role's ``KernelRole/sources``, or the family's
     /// ``kernelSource()`` when the role names none.

@@ -174,6 +174,8 @@ extension KernelHarness {
         let choices = launch!.choices
         // Every later call uses the choices of the first (the dispatcher is asked once).
         let chosen = choices.map(\.config)
+        var wall: [Double] = [], device: [Double] = []
+        var launches = launch!.events.count
         func result(_ wall: [Double], _ device: [Double]) throws -> KernelMeasurement {
             // One more call, untimed, on poisoned outputs: its result is checked too.
             try reset()
@@ -184,15 +186,15 @@ extension KernelHarness {
             check = Check.worst([check, last])!
             return KernelMeasurement(choices: choices, seconds: median(wall), deviceSeconds: median(device), check: check,
                                peakDeviceBytes: context.memory.peakBytes, firstCallSeconds: firstCall, work: work(role: role),
-                               metrics: try metrics())
+                               launches: launches, metrics: try metrics())
         }
-        var wall: [Double] = [], device: [Double] = []
         func timedCall() throws {
             wall.append(try Self.time {
                 launch = try self.launch(chosen, role: role)
                 try context.queue.finish()
             })
             device.append(try launch!.seconds())
+            launches = launch!.events.count
         }
         if let cutoff {
             try timedCall()
@@ -229,6 +231,8 @@ public struct KernelMeasurement: Sendable {
     /// approximates the compile time.
     public let firstCallSeconds: Double
     public let work: Work
+    /// Kernels enqueued by the last timed call.
+    public var launches: Int
     /// The harness's named figures of the runs (``KernelHarness/metrics()``).
     public var metrics: [String: Double] = [:]
 

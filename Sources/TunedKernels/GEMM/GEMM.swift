@@ -37,6 +37,14 @@ public final class GEMM: KernelFamily, @unchecked Sendable {
                                           summary: "the whole product (packing, split-K reduction and matrix-vector paths are its variants)")]
     public static let conformanceProblems = [GEMMProblem(m: 7, n: 5, k: 3, batch: 2, precision: .single, layout: .tn),
                                              GEMMProblem(m: 19, n: 23, k: 17, precision: .half)]
+    /// 1024^3 in both precisions, a BERT-base layer's feed-forward product (512 tokens, 768 -> 3072) and a decoding
+    /// step (one token through a 4096 x 4096 weight: memory-bound).
+    public static let performanceCases = [
+        PerformanceCase("1024x1024x1024-half", GEMMProblem(m: 1024, n: 1024, k: 1024, precision: .half), bound: .compute),
+        PerformanceCase("1024x1024x1024-single", GEMMProblem(m: 1024, n: 1024, k: 1024, precision: .single), bound: .compute),
+        PerformanceCase("bert-512x3072x768-half", GEMMProblem(m: 512, n: 3072, k: 768, precision: .half), bound: .compute),
+        PerformanceCase("decode-1x4096x4096-half", GEMMProblem(m: 1, n: 4096, k: 4096, precision: .half), bound: .memory),
+    ]
 
     public static func key(_ problem: GEMMProblem) -> TuningKey {
         TuningKey(kernel: name, tags: ["precision": problem.precision.tag, "layout": problem.layout.rawValue],

@@ -1,0 +1,131 @@
+import ArgumentParser
+import Autotuning
+import Foundation
+import OpenCLRuntime
+import TunedKernels
+
+/// `autotune perf`: the performance-regression suite, generated from the registry (every family's
+/// ``KernelFamily/performanceCases``). `scripts/perf-check.sh` is its front end.
+struct PerfCommand<Registry: FamilyRegistry>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "perf",
+            abstract: "The performance-regression suite: list, run, compare two builds (A/B), check against a device's baseline.",
+            discussion: """
+                Exit status of compare and check: 0 no regression, 2 a regression (or a gate that failed), 1 an error. \
+                See README, "Performance regression tests".
+                """,
+            subcommands: [PerfList<Registry>.self, PerfRun<Registry>.self, PerfCompare<Registry>.self, PerfCheck<Registry>.self])
+    }
+}
+
+/// The exit status of a check that found a regression.
+let regressionExitCode = ExitCode(2)
+
+/// Selects cases by id or id prefix (`gemm/`, `cce/backward/`).
+struct CaseOptions: ParsableArguments {
+    @Option(name: .customLong("case"), help: ArgumentHelp("Only the cases whose id starts with this (repeatable); default every case.", valueName: "id"))
+    var cases: [String] = []
+
+    func select<Case>(_ all: [Case], id: (Case) -> String) throws -> [Case] {
+        guard !cases.isEmpty else { return all }
+        for prefix in cases where !all.contains(where: { id($0).hasPrefix(prefix) }) {
+            throw ValidationError("--case \(prefix): no case of the suite starts with it; its cases are " + all.map(id).joined(separator: ", "))
+        }
+        return all.filter { entry in cases.contains { id(entry).hasPrefix($0) } }
+    }
+
+    func select(_ all: [SuiteCase]) throws -> [SuiteCase] { try select(all, id: \.id) }
+}
+
+/// The suite's measuring options.
+struct MeasureOptions: ParsableArguments {
+    @Option(help: "Timed calls per sample (more, until they add up to 0.05 s).") var repetitions = 5
+    @Option(help: "Untimed calls per sample before the timed ones (after the first call, which builds and checks).") var warmup = 2
+    @Option(help: "Seed of the inputs.") var seed: UInt64 = 42
+
+    func validate() throws {
+        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must be at least 0") }
+    }
+
+    var suite: SuiteOptions {
+        var options = SuiteOptions()
+        options.repetitions = repetitions
+        options.warmup = warmup
+        options.seed = seed
+        return options
+    }
+}
+
+/// `autotune perf list`
+struct PerfList<Registry: FamilyRegistry>: ParsableCommand {
+    static var configuration: CommandConfiguration { CommandConfiguration(commandName: "list", abstract: "List the suite's cases.") }
+    @OptionGroup var output: OutputOptions
+
+    struct Entry: Codable {
+        let id: String
+        let family: String
+        let role: String?
+        /// The case's name within its family, without the role (compare's name of a whole call).
+        let label: String
+        let bound: PerformanceBound
+        let problem: String
+        let flops: Double
+        let bytes: Double
+    }
+
+    struct Listing: Codable {
+        var format = 1
+        let cases: [Entry]
+    }
+
+    static var entries: [Entry] {
+        PerformanceSuite.cases(Registry.families).map {
+            Entry(id: $0.id, family: $0.family, role: $0.role, label: $0.label, bound: $0.bound, problem: $0.problem, flops: $0.work.flops, bytes: $0.work.bytes)
+        }
+    }
+
+    func run() throws {
+        let entries = Self.entries
+        if output.json { return try printJSON(Listing(cases: entries)) }
+        print(table(["case", "bound", "GFLOP", "MB", "problem"], entries.map {
+            [$0.id, $0.bound.rawValue, format($0.flops * 1e-9, 3), format($0.bytes * 1e-6, 1), $0.problem]
+        }))
+    }
+}
+
+/// What `perf run --json` prints: one sample of each case, measured in this process.
+struct PerfRunReport: Codable {
+    var format = 1
+    var device: DeviceIdentity
+    var samples: [SuiteSample]
+}
+
+/// `autotune perf run`
+struct PerfRun<Registry: FamilyRegistry>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(commandName: "run", abstract: "Measure the suite's cases once, in this process (what compare runs in each round).")
+    }
+    @OptionGroup var selection: CaseOptions
+    @OptionGroup var measuring: MeasureOptions
+    @Flag(help: "Also measure each case's in-run reference (FMA throughput or streaming read).") var references = false
+    @Flag(help: "Also check that each case's defaults, without any tuning database, pass.") var defaults = false
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let cases = try selection.select(PerformanceSuite.cases(Registry.families))
+        let context = try Context()
+        var options = measuring.suite
+        options.references = references
+        options.checkDefaults = defaults
+        progress("perf run: \(cases.count) cases on \(context.device.name)")
+        let samples = try PerformanceSuite.run(cases, context: context, options: options, progress: progress)
+        let report = PerfRunReport(device: context.device.identity, samples: samples)
+        if output.json { try printJSON(report); return }
+        print(table(["case", "ms", "wall ms", "launches", "x reference", "correct", "configuration"], samples.map { s in
+            [s.id, format(s.seconds * 1000, 4), format(s.wallSeconds * 1000, 4), "\(s.launches)", format(s.relative, 3), s.passed ? "yes" : "NO",
+             s.configurations.map { "\($0.config)" }.joined(separator: " + ")]
+        }))
+    }
+}

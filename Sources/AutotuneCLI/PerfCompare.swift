@@ -1,0 +1,265 @@
+import ArgumentParser
+import Autotuning
+import Foundation
+import TunedKernels
+
+/// `autotune perf compare`: two builds (or one build under two environments) measured interleaved on this
+/// machine, round by round (base then head, then head then base...), each round a fresh process per side; per
+/// case the median ratio head/base, a 95% interval and a Mann-Whitney U p-value (``SampleComparison``).
+struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "compare",
+            abstract: "A/B: measure a base and a head build interleaved, and say which cases regressed.",
+            discussion: """
+                A regression is a median ratio head/base above 1.05 with a two-sided Mann-Whitney U p below 0.01; \
+                improvements are reported, never failed. A case whose result is wrong on either side fails. Each round runs \
+                one `autotune perf run` process per side (the order alternates); a base without `perf` (older than the \
+                suite) is measured on both sides through `autotune bench <family> --problem ...`, which times whole calls: \
+                cases of one problem and several roles become one whole-call case.
+                """)
+    }
+
+    @Option(help: "The base's autotune binary.") var base: String
+    @Option(help: "The head's autotune binary (default: this one).") var head: String?
+    @Option(help: "Rounds, each measuring every case once per side (at least 9).") var rounds = 9
+    @Option(name: .customLong("base-env"), help: ArgumentHelp("NAME=VALUE set for the base's processes only (repeatable).", valueName: "assignment"))
+    var baseEnvironment: [String] = []
+    @Option(name: .customLong("head-env"), help: ArgumentHelp("NAME=VALUE set for the head's processes only (repeatable), e.g. a planted TUNEDKERNELS_TUNING_DB.", valueName: "assignment"))
+    var headEnvironment: [String] = []
+    @Option(help: "How the table names the base.") var baseLabel = "base"
+    @Option(help: "How the table names the head.") var headLabel = "head"
+    @Option(name: .customLong("json"), help: ArgumentHelp("Write the verdict as JSON to this file.", valueName: "file")) var jsonFile: String?
+    @Flag(help: "Measure through `autotune bench` even when both builds have `perf`.") var viaBench = false
+    @OptionGroup var selection: CaseOptions
+    @OptionGroup var measuring: MeasureOptions
+
+    func validate() throws {
+        guard rounds >= 9 else { throw ValidationError("--rounds must be at least 9 (the verdict needs at least 9 values a side)") }
+        for assignment in baseEnvironment + headEnvironment where !assignment.contains("=") {
+            throw ValidationError("\(assignment) is not NAME=VALUE")
+        }
+    }
+
+    /// A build and the environment its processes run in.
+    struct Side {
+        let label: String
+        let binary: String
+        let environment: [String: String]
+
+        /// Runs the binary with `arguments`; its stdout, or an error with the end of its stderr.
+        func run(_ arguments: [String]) throws -> Data {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+            process.environment = environment
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("perf-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let out = folder.appendingPathComponent("stdout"), err = folder.appendingPathComponent("stderr")
+            _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+            process.standardOutput = try FileHandle(forWritingTo: out)
+            process.standardError = try FileHandle(forWritingTo: err)
+            process.standardInput = FileHandle.nullDevice
+            do { try process.run() } catch { throw ValidationError("cannot run the \(label)'s \(binary): \(error)") }
+            process.waitUntilExit()
+            let stdout = (try? Data(contentsOf: out)) ?? Data()
+            guard process.terminationStatus == 0 else {
+                let stderr = String(decoding: (try? Data(contentsOf: err)) ?? Data(), as: UTF8.self)
+                throw SideFailure(message: "the \(label)'s `autotune \(arguments.prefix(3).joined(separator: " "))...` exited with \(process.terminationStatus): "
+                                  + stderr.split(separator: "\n").suffix(4).joined(separator: " | "))
+            }
+            return stdout
+        }
+    }
+
+    struct SideFailure: Error, CustomStringConvertible { let message: String; var description: String { message } }
+
+    /// One compared benchmark: a suite case, or (through bench) a whole call.
+    struct Benchmark {
+        let id: String
+        let family: String
+        let problem: String
+        let caseIDs: [String]
+    }
+
+    struct CaseReport: Encodable {
+        let id: String
+        var base_seconds: [Double] = []
+        var head_seconds: [Double] = []
+        var ratio: Double?
+        var interval: [Double]?
+        var p_value: Double?
+        /// regression, improvement, unchanged, failed (a wrong result or a run that failed), or missing (on one side only).
+        var verdict: String = "unchanged"
+        var error: String?
+    }
+
+    struct Report: Encodable {
+        var format = 1
+        let mode: String
+        let base: [String: String]
+        let head: [String: String]
+        let rounds: Int
+        let tolerance = 1.05
+        let alpha = 0.01
+        var cases: [CaseReport]
+        var regressions: [String]
+        var verdict: String
+        var seconds: Double
+    }
+
+    func run() throws {
+        let started = Date()
+        var inherited = ProcessInfo.processInfo.environment
+        inherited.removeValue(forKey: OpenBLASCore.correctedVariable)
+        func side(_ label: String, _ binary: String, _ extra: [String]) -> Side {
+            var environment = inherited
+            for assignment in extra {
+                let parts = assignment.split(separator: "=", maxSplits: 1)
+                environment[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+            }
+            return Side(label: label, binary: binary, environment: environment)
+        }
+        let baseSide = side(baseLabel, base, baseEnvironment)
+        let headSide = side(headLabel, head ?? CommandLine.arguments[0], headEnvironment)
+
+        // What each side can measure.
+        func listing(_ side: Side) -> PerfList<Registry>.Listing? {
+            guard let data = try? side.run(["perf", "list", "--json"]) else { return nil }
+            return try? JSONDecoder().decode(PerfList<Registry>.Listing.self, from: data)
+        }
+        guard let headListing = listing(headSide) else {
+            throw ValidationError("the head's \(headSide.binary) has no `autotune perf` (or it failed): build the head first")
+        }
+        let baseListing = viaBench ? nil : listing(baseSide)
+        let selected = try selection.select(headListing.cases, id: \.id)
+        var reports: [CaseReport] = []
+        var benchmarks: [Benchmark] = []
+        let mode: String
+        if let baseListing {
+            mode = "perf"
+            let baseIDs = Set(baseListing.cases.map(\.id))
+            for entry in selected {
+                if baseIDs.contains(entry.id) {
+                    benchmarks.append(Benchmark(id: entry.id, family: entry.family, problem: entry.problem, caseIDs: [entry.id]))
+                } else {
+                    reports.append(CaseReport(id: entry.id, verdict: "missing", error: "not a case of the base (new): not compared"))
+                }
+            }
+        } else {
+            mode = "bench"
+            progress("perf compare: the base has no `autotune perf`; both sides are timed through `autotune bench` (whole calls)")
+            for entry in selected {
+                let id = "\(entry.family)/\(entry.label)" + (entry.role == nil ? "" : " (whole call)")
+                if let index = benchmarks.firstIndex(where: { $0.id == id }) {
+                    benchmarks[index] = Benchmark(id: id, family: entry.family, problem: entry.problem, caseIDs: benchmarks[index].caseIDs + [entry.id])
+                } else {
+                    benchmarks.append(Benchmark(id: id, family: entry.family, problem: entry.problem, caseIDs: [entry.id]))
+                }
+            }
+        }
+        var values = [String: (base: [Double], head: [Double])]()
+        var failures = [String: String]()
+        func measure(_ side: Side, isBase: Bool) throws {
+            func record(_ id: String, _ seconds: Double?, error: String?) {
+                if let error {
+                    failures[id] = failures[id] ?? "\(side.label): \(error)"
+                } else if let seconds {
+                    if isBase { values[id, default: ([], [])].base.append(seconds) } else { values[id, default: ([], [])].head.append(seconds) }
+                }
+            }
+            let pending = benchmarks.filter { failures[$0.id] == nil }
+            if mode == "perf" {
+                var arguments = ["perf", "run", "--json", "--repetitions", "\(measuring.repetitions)", "--warmup", "\(measuring.warmup)",
+                                 "--seed", "\(measuring.seed)"]
+                for benchmark in pending { arguments += ["--case", benchmark.id] }
+                let data: Data
+                do { data = try side.run(arguments) } catch let failure as SideFailure {
+                    for benchmark in pending { record(benchmark.id, nil, error: failure.message) }
+                    return
+                }
+                let report = try JSONDecoder().decode(PerfRunReport.self, from: data)
+                for benchmark in pending {
+                    guard let sample = report.samples.first(where: { $0.id == benchmark.id }) else {
+                        record(benchmark.id, nil, error: "no sample")
+                        continue
+                    }
+                    record(benchmark.id, sample.seconds, error: sample.passed ? nil : "wrong result (error \(sample.maxAbsError.map { "\($0)" } ?? "not finite"))")
+                }
+            } else {
+                for benchmark in pending {
+                    do {
+                        let data = try side.run(["bench", benchmark.family, "--problem", benchmark.problem, "--json",
+                                                 "--repetitions", "\(measuring.repetitions)", "--seed", "\(measuring.seed)"])
+                        let row = try JSONDecoder().decode(BenchReport.self, from: data).results.first
+                        record(benchmark.id, row?.device_seconds ?? row?.seconds, error: row == nil ? "no result" : row!.error)
+                    } catch let failure as SideFailure {
+                        record(benchmark.id, nil, error: failure.message)
+                    }
+                }
+            }
+        }
+        progress("perf compare (\(mode)): \(benchmarks.count) benchmarks, \(rounds) rounds; base \(baseSide.binary), head \(headSide.binary)")
+        for round in 0..<rounds {
+            let order = round % 2 == 0 ? [(baseSide, true), (headSide, false)] : [(headSide, false), (baseSide, true)]
+            for (side, isBase) in order { try measure(side, isBase: isBase) }
+            progress("  round \(round + 1)/\(rounds) done")
+        }
+        for benchmark in benchmarks {
+            var report = CaseReport(id: benchmark.id)
+            let measured = values[benchmark.id] ?? ([], [])
+            report.base_seconds = measured.base
+            report.head_seconds = measured.head
+            if let failure = failures[benchmark.id] {
+                report.verdict = "failed"
+                report.error = failure
+            } else {
+                let comparison = try SampleComparison(head: measured.head, base: measured.base)
+                report.ratio = comparison.ratio
+                report.interval = [comparison.interval.lowerBound, comparison.interval.upperBound]
+                report.p_value = comparison.pValue
+                report.verdict = comparison.verdict.rawValue
+            }
+            reports.append(report)
+        }
+        let regressions = reports.filter { $0.verdict == "regression" || $0.verdict == "failed" }.map(\.id)
+        let verdict = Report(mode: mode, base: ["binary": baseSide.binary, "label": baseLabel, "environment": baseEnvironment.joined(separator: " ")],
+                             head: ["binary": headSide.binary, "label": headLabel, "environment": headEnvironment.joined(separator: " ")],
+                             rounds: rounds, cases: reports, regressions: regressions, verdict: regressions.isEmpty ? "pass" : "regression",
+                             seconds: Date().timeIntervalSince(started))
+        if let jsonFile { try writeJSON(verdict, to: jsonFile) }
+        print("perf compare: \(headLabel) against \(baseLabel), \(rounds) rounds a side, interleaved (\(mode == "perf" ? "autotune perf run" : "autotune bench, whole calls"))")
+        print(table(["case", "\(baseLabel) ms", "\(headLabel) ms", "head/base", "95% interval", "p", "verdict"], reports.map { r in
+            [r.id, r.base_seconds.isEmpty ? "-" : format(median(r.base_seconds) * 1000, 3), r.head_seconds.isEmpty ? "-" : format(median(r.head_seconds) * 1000, 3),
+             format(r.ratio, 3), r.interval.map { format($0[0], 3) + "-" + format($0[1], 3) } ?? "-",
+             r.p_value.map { String(format: "%.2g", $0) } ?? "-",
+             r.verdict == "regression" ? "REGRESSION" : r.verdict == "failed" ? "FAILED" : r.verdict == "unchanged" ? "-" : r.verdict]
+        }))
+        for r in reports { if let error = r.error { print("note: \(r.id): \(error)") } }
+        print(String(format: "verdict: %@ (%.0f s)", regressions.isEmpty ? "no regression" : "regression in " + regressions.joined(separator: ", "),
+                     verdict.seconds))
+        if !regressions.isEmpty { throw regressionExitCode }
+    }
+
+    /// The parts of a `bench --json` report that compare reads (every revision's bench writes them).
+    struct BenchReport: Decodable {
+        struct Row: Decodable {
+            let name: String
+            let seconds: Double?
+            let device_seconds: Double?
+            let error: String?
+        }
+        let results: [Row]
+    }
+}
+
+/// Writes `value` as pretty JSON to `path`.
+func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    do { try (encoder.encode(value) + Data("\n".utf8)).write(to: URL(fileURLWithPath: path)) } catch {
+        throw ValidationError("cannot write \(path): \(error)")
+    }
+}
