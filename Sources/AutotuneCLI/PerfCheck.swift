@@ -110,7 +110,7 @@ struct PerfCheck<Registry: FamilyRegistry>: ParsableCommand {
             throw ValidationError("\(sample.id): the defaults (no tuning database) give a wrong result; nothing recorded")
         }
         let formatter = ISO8601DateFormatter()
-        let baseline: PerformanceBaseline
+        var baseline: PerformanceBaseline
         do {
             baseline = try PerformanceBaseline(device: context.device.identity, recorded: formatter.string(from: Date()), commit: commit, runs: all)
         } catch let error as ProblemError {
@@ -118,6 +118,10 @@ struct PerfCheck<Registry: FamilyRegistry>: ParsableCommand {
         }
         try FileManager.default.createDirectory(atPath: baselines, withIntermediateDirectories: true)
         let path = baselines + "/" + PerformanceBaseline.fileName(for: context.device)
+        if !selection.cases.isEmpty, let existing = try PerformanceBaseline.load(for: context.device, folder: baselines), existing.exact {
+            // Some cases recorded again: the others keep their recorded figures.
+            baseline.cases.merge(existing.baseline.cases) { new, _ in new }
+        }
         try writeJSON(baseline, to: path)
         if let jsonFile { try writeJSON(baseline, to: jsonFile) }
         print("recorded \(path): \(baseline.cases.count) cases over \(runs) runs")
