@@ -15,7 +15,8 @@ struct PerfCommand<Registry: FamilyRegistry>: ParsableCommand {
                 Exit status of compare and check: 0 no regression, 2 a regression (or a gate that failed), 1 an error. \
                 See README, "Performance regression tests".
                 """,
-            subcommands: [PerfList<Registry>.self, PerfRun<Registry>.self, PerfCompare<Registry>.self, PerfCheck<Registry>.self])
+            subcommands: [PerfList<Registry>.self, PerfRun<Registry>.self, PerfCompare<Registry>.self, PerfCheck<Registry>.self,
+                          PerfServe<Registry>.self])
     }
 }
 
@@ -128,4 +129,44 @@ struct PerfRun<Registry: FamilyRegistry>: ParsableCommand {
              s.configurations.map { "\($0.config)" }.joined(separator: " + ")]
         }))
     }
+}
+
+/// `autotune perf serve` (hidden): what `perf compare` runs on each side, one process per side and round. It reads a
+/// case id per line on stdin and answers one line of JSON (``PerfServeReply``) after measuring one sample; it exits
+/// when stdin ends or its parent is gone.
+struct PerfServe<Registry: FamilyRegistry>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(commandName: "serve", abstract: "Measure the cases named on stdin, one sample each (started by perf compare).",
+                             shouldDisplay: false)
+    }
+    @OptionGroup var measuring: MeasureOptions
+
+    func run() throws {
+        ParentWatchdog.start(expectedParent: ParentWatchdog.expectedParentFromEnvironment())
+        let cases = PerformanceSuite.cases(Registry.families)
+        var context: Context?
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        while let line = readLine() {
+            let id = line.trimmingCharacters(in: .whitespaces)
+            var reply = PerfServeReply()
+            do {
+                guard let entry = cases.first(where: { $0.id == id }) else {
+                    throw ValidationError("no case \(id) in this build's suite")
+                }
+                if context == nil { context = try Context() }
+                reply.sample = try PerformanceSuite.run([entry], context: context!, options: measuring.suite).first
+            } catch {
+                reply.error = "\(error)"
+            }
+            let data = (try? encoder.encode(reply)) ?? Data(#"{"error":"the reply could not be encoded"}"#.utf8)
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+        }
+    }
+}
+
+/// One answer of `perf serve`: a sample, or why there is none.
+struct PerfServeReply: Codable {
+    var sample: SuiteSample?
+    var error: String?
 }

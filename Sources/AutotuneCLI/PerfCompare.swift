@@ -4,8 +4,8 @@ import Foundation
 import TunedKernels
 
 /// `autotune perf compare`: two builds (or one build under two environments) measured interleaved on this
-/// machine, round by round (base then head, then head then base...), each round a fresh process per side; per
-/// case the median ratio head/base, a 95% interval and a Mann-Whitney U p-value (``SampleComparison``).
+/// machine, round by round (base then head, then head then base...), each round a fresh `perf serve` process per
+/// side, each case measured on both sides back to back; per case the median ratio head/base, a 95% interval and a Mann-Whitney U p-value (``SampleComparison``).
 struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
     static var configuration: CommandConfiguration {
         CommandConfiguration(
@@ -13,8 +13,9 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
             abstract: "A/B: measure a base and a head build interleaved, and say which cases regressed.",
             discussion: """
                 A regression is a median ratio head/base above 1.05 with a two-sided Mann-Whitney U p below 0.01; \
-                improvements are reported, never failed. A case whose result is wrong on either side fails. Each round runs \
-                one `autotune perf run` process per side (the order alternates); a base without `perf` (older than the \
+                improvements are reported, never failed. A case whose result is wrong on either side fails. Each round starts \
+                one `autotune perf serve` process per side and measures each case on both back to back (which side goes \
+                first alternates); a base without `perf` (older than the \
                 suite) is measured on both sides through `autotune bench <family> --problem ...`, which times whole calls: \
                 cases of one problem and several roles become one whole-call case.
                 """)
@@ -46,6 +47,7 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
         let label: String
         let binary: String
         let environment: [String: String]
+        let isBase: Bool
 
         /// Runs the binary with `arguments`; its stdout, or an error with the end of its stderr.
         func run(_ arguments: [String]) throws -> Data {
@@ -114,16 +116,16 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
         let started = Date()
         var inherited = ProcessInfo.processInfo.environment
         inherited.removeValue(forKey: OpenBLASCore.correctedVariable)
-        func side(_ label: String, _ binary: String, _ extra: [String]) -> Side {
+        func side(_ label: String, _ binary: String, _ extra: [String], isBase: Bool) -> Side {
             var environment = inherited
             for assignment in extra {
                 let parts = assignment.split(separator: "=", maxSplits: 1)
                 environment[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
             }
-            return Side(label: label, binary: binary, environment: environment)
+            return Side(label: label, binary: binary, environment: environment, isBase: isBase)
         }
-        let baseSide = side(baseLabel, base, baseEnvironment)
-        let headSide = side(headLabel, head ?? CommandLine.arguments[0], headEnvironment)
+        let baseSide = side(baseLabel, base, baseEnvironment, isBase: true)
+        let headSide = side(headLabel, head ?? CommandLine.arguments[0], headEnvironment, isBase: false)
 
         // What each side can measure.
         func listing(_ side: Side) -> PerfList<Registry>.Listing? {
@@ -133,7 +135,8 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
         guard let headListing = listing(headSide) else {
             throw ValidationError("the head's \(headSide.binary) has no `autotune perf` (or it failed): build the head first")
         }
-        let baseListing = viaBench ? nil : listing(baseSide)
+        // Served samples need `perf serve` on both sides (a base older than it is timed through bench).
+        let baseListing = viaBench || (try? baseSide.run(["perf", "serve", "--help"])) == nil ? nil : listing(baseSide)
         let selected = try selection.select(headListing.cases, id: \.id)
         var reports: [CaseReport] = []
         var benchmarks: [Benchmark] = []
@@ -162,49 +165,58 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
         }
         var values = [String: (base: [Double], head: [Double])]()
         var failures = [String: String]()
-        func measure(_ side: Side, isBase: Bool) throws {
-            func record(_ id: String, _ seconds: Double?, error: String?) {
-                if let error {
-                    failures[id] = failures[id] ?? "\(side.label): \(error)"
-                } else if let seconds {
-                    if isBase { values[id, default: ([], [])].base.append(seconds) } else { values[id, default: ([], [])].head.append(seconds) }
-                }
+        func record(_ side: Side, _ id: String, _ seconds: Double?, error: String?) {
+            if let error {
+                failures[id] = failures[id] ?? "\(side.label): \(error)"
+            } else if let seconds {
+                if side.isBase { values[id, default: ([], [])].base.append(seconds) } else { values[id, default: ([], [])].head.append(seconds) }
             }
-            let pending = benchmarks.filter { failures[$0.id] == nil }
-            if mode == "perf" {
-                var arguments = ["perf", "run", "--json", "--repetitions", "\(measuring.repetitions)", "--warmup", "\(measuring.warmup)",
-                                 "--seed", "\(measuring.seed)"]
-                for benchmark in pending { arguments += ["--case", benchmark.id] }
-                let data: Data
-                do { data = try side.run(arguments) } catch let failure as SideFailure {
-                    for benchmark in pending { record(benchmark.id, nil, error: failure.message) }
-                    return
+        }
+        /// One sample of `benchmark` from a served process of `side`.
+        func serve(_ worker: WorkerProcess, _ side: Side, _ benchmark: Benchmark) throws {
+            switch try worker.request(benchmark.id, timeout: 1800) {
+            case .reply(let line):
+                guard let reply = try? JSONDecoder().decode(PerfServeReply.self, from: Data(line.utf8)) else {
+                    return record(side, benchmark.id, nil, error: "unreadable answer: \(line.prefix(200))")
                 }
-                let report = try JSONDecoder().decode(PerfRunReport.self, from: data)
-                for benchmark in pending {
-                    guard let sample = report.samples.first(where: { $0.id == benchmark.id }) else {
-                        record(benchmark.id, nil, error: "no sample")
-                        continue
-                    }
-                    record(benchmark.id, sample.seconds, error: sample.passed ? nil : "wrong result (error \(sample.maxAbsError.map { "\($0)" } ?? "not finite"))")
+                if let sample = reply.sample {
+                    record(side, benchmark.id, sample.seconds,
+                           error: sample.passed ? nil : "wrong result (error \(sample.maxAbsError.map { "\($0)" } ?? "not finite"))")
+                } else {
+                    record(side, benchmark.id, nil, error: reply.error ?? "no sample")
                 }
-            } else {
-                for benchmark in pending {
-                    do {
-                        let data = try side.run(["bench", benchmark.family, "--problem", benchmark.problem, "--json",
-                                                 "--repetitions", "\(measuring.repetitions)", "--seed", "\(measuring.seed)"])
-                        let row = try JSONDecoder().decode(BenchReport.self, from: data).results.first
-                        record(benchmark.id, row?.device_seconds ?? row?.seconds, error: row == nil ? "no result" : row!.error)
-                    } catch let failure as SideFailure {
-                        record(benchmark.id, nil, error: failure.message)
-                    }
-                }
+            case .crashed(let status, let stderrTail):
+                record(side, benchmark.id, nil, error: "`perf serve` exited with \(status): " + stderrTail.split(separator: "\n").suffix(4).joined(separator: " | "))
+            case .timedOut(let seconds):
+                record(side, benchmark.id, nil, error: "no sample within \(Int(seconds)) s")
+            }
+        }
+        /// One sample of `benchmark` from a `bench` process of `side` (a whole call).
+        func bench(_ side: Side, _ benchmark: Benchmark) {
+            do {
+                let data = try side.run(["bench", benchmark.family, "--problem", benchmark.problem, "--json",
+                                         "--repetitions", "\(measuring.repetitions)", "--seed", "\(measuring.seed)"])
+                let row = try JSONDecoder().decode(BenchReport.self, from: data).results.first
+                record(side, benchmark.id, row?.device_seconds ?? row?.seconds, error: row == nil ? "no result" : row!.error)
+            } catch {
+                record(side, benchmark.id, nil, error: "\(error)")
             }
         }
         progress("perf compare (\(mode)): \(benchmarks.count) benchmarks, \(rounds) rounds; base \(baseSide.binary), head \(headSide.binary)")
+        let sides = [baseSide, headSide]
         for round in 0..<rounds {
-            let order = round % 2 == 0 ? [(baseSide, true), (headSide, false)] : [(headSide, false), (baseSide, true)]
-            for (side, isBase) in order { try measure(side, isBase: isBase) }
+            // A fresh process per side and round; each case measured on both sides back to back, the side that goes
+            // first alternating by round and case, so that a burst of load on this shared machine falls on both.
+            let workers = mode == "perf" ? sides.map { side in
+                WorkerProcess(executable: side.binary, arguments: ["perf", "serve", "--repetitions", "\(measuring.repetitions)", "--warmup",
+                                                                   "\(measuring.warmup)", "--seed", "\(measuring.seed)"], environment: side.environment)
+            } : []
+            for (index, benchmark) in benchmarks.enumerated() where failures[benchmark.id] == nil {
+                for s in (round + index) % 2 == 0 ? [0, 1] : [1, 0] {
+                    if mode == "perf" { try serve(workers[s], sides[s], benchmark) } else { bench(sides[s], benchmark) }
+                }
+            }
+            workers.forEach { $0.stop() }
             progress("  round \(round + 1)/\(rounds) done")
         }
         for benchmark in benchmarks {
@@ -230,7 +242,7 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
                              rounds: rounds, cases: reports, regressions: regressions, verdict: regressions.isEmpty ? "pass" : "regression",
                              seconds: Date().timeIntervalSince(started))
         if let jsonFile { try writeJSON(verdict, to: jsonFile) }
-        print("perf compare: \(headLabel) against \(baseLabel), \(rounds) rounds a side, interleaved (\(mode == "perf" ? "autotune perf run" : "autotune bench, whole calls"))")
+        print("perf compare: \(headLabel) against \(baseLabel), \(rounds) rounds a side, interleaved (\(mode == "perf" ? "autotune perf serve" : "autotune bench, whole calls"))")
         print(table(["case", "\(baseLabel) ms", "\(headLabel) ms", "head/base", "95% interval", "p", "verdict"], reports.map { r in
             [r.id, r.base_seconds.isEmpty ? "-" : format(median(r.base_seconds) * 1000, 3), r.head_seconds.isEmpty ? "-" : format(median(r.head_seconds) * 1000, 3),
              format(r.ratio, 3), r.interval.map { format($0[0], 3) + "-" + format($0[1], 3) } ?? "-",
