@@ -16,7 +16,7 @@ struct PerfCommand<Registry: FamilyRegistry>: ParsableCommand {
                 See README, "Performance regression tests".
                 """,
             subcommands: [PerfList<Registry>.self, PerfRun<Registry>.self, PerfCompare<Registry>.self, PerfCheck<Registry>.self,
-                          PerfServe<Registry>.self])
+                          PerfReference.self, PerfServe<Registry>.self])
     }
 }
 
@@ -169,4 +169,29 @@ struct PerfServe<Registry: FamilyRegistry>: ParsableCommand {
 struct PerfServeReply: Codable {
     var sample: SuiteSample?
     var error: String?
+}
+
+/// `autotune perf reference`: the suite's in-run references on their own, checked (the oclgrind test runs it).
+struct PerfReference: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(commandName: "reference",
+                             abstract: "Measure and check the in-run references: our FMA throughput and a streaming read.")
+    }
+    @Option(help: "FMAs per chain of the throughput kernel.") var iterations = 1024
+    @Option(help: "MiB of the streaming read.") var megabytes = 64
+
+    func validate() throws {
+        guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
+        guard megabytes >= 1 else { throw ValidationError("--megabytes must be at least 1") }
+    }
+
+    func run() throws {
+        let context = try Context()
+        let references = try ReferenceKernels(context: context, iterations: iterations)
+        let flops = try references.fmaThroughput()
+        let bytes = Double(megabytes) * 1_048_576
+        let read = try references.streamingReadSeconds(bytes: bytes)
+        print(String(format: "%@: FMA throughput %.1f GFLOP/s, streaming read %.1f GB/s (%d MiB); sums checked: PASS",
+                     context.device.name, flops * 1e-9, bytes / read * 1e-9, megabytes))
+    }
 }

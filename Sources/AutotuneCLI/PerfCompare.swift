@@ -36,6 +36,11 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
     @OptionGroup var measuring: MeasureOptions
 
     func validate() throws {
+        for (option, path) in [("--base", base), ("--head", head)] {
+            if let path, !FileManager.default.isExecutableFile(atPath: path) {
+                throw ValidationError("\(option) \(path) is not an executable file (an `autotune` binary)")
+            }
+        }
         guard rounds >= 9 else { throw ValidationError("--rounds must be at least 9 (the verdict needs at least 9 values a side)") }
         for assignment in baseEnvironment + headEnvironment where !assignment.contains("=") {
             throw ValidationError("\(assignment) is not NAME=VALUE")

@@ -43,6 +43,11 @@ import Testing
         #expect((try? Self.oclgrind(["devices"]))?.output.contains("Oclgrind") == true, "oclgrind is not installed (scripts/setup.sh installs it)")
     }
 
+    /// The performance suite's references: the FMA chains (their sums checked against the host's) and the read.
+    @Test func referenceKernelsRunClean() throws {
+        try Self.expectClean(["perf", "reference", "--iterations", "3", "--megabytes", "1"])
+    }
+
     static let cases: [(config: String, shape: String, precision: String, layout: String)] = [
         (#"{"variant":"direct","WPTM":2,"WPTN":4,"DLOCALM":2,"DLOCALN":4,"DKU":2}"#, "7x5x3", "single", "tn"),
         (#"{"variant":"direct","WPTM":1,"WPTN":1,"DLOCALM":1,"DLOCALN":1,"DKU":1}"#, "19x23x17", "half", "nt"),

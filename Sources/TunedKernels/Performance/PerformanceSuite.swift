@@ -168,23 +168,50 @@ public final class ReferenceKernels {
     private let bandwidth: Bandwidth
     private var readers: [Int: BandwidthHarness] = [:]
 
-    public init(context: Context) throws {
+    /// - Parameter iterations: FMAs per chain of the throughput kernel (the default keeps a run near a millisecond on
+    ///   a CPU; the oclgrind test uses a few).
+    public init(context: Context, iterations: Int = 1024) throws {
         self.context = context
         let width = context.device.kind == .cpu ? 16 : 4
         let source = try KernelSources.program(files: ["reference.cl"])
         peak = try context.programs.program(context, source: source, options: "-DVW=\(width)").kernel(named: "fma_peak")
         self.width = width
+        self.iterations = Int32(clamping: max(1, iterations))
         items = max(1, context.device.computeUnits) * (context.device.kind == .cpu ? 256 : 2048)
         output = try DeviceBuffer<Float>(context, count: items)
         bandwidth = try Bandwidth(context: context, database: TuningDatabase())
+        expected = Self.expectedSums(items: items, iterations: Int(self.iterations), scale: Self.scale, width: width)
     }
 
     private let width: Int
-    private static let iterations: Int32 = 1024
+    private let iterations: Int32
+    private static let scale: Float = 0.999
+    private let expected: [Float]
 
-    /// The device's FMA throughput in FLOP/s: the median of several runs of `fma_peak`, after a warm-up.
+    /// What `fma_peak` writes for work-item `0..<items`: the host's fp32 FMA chains (every lane of a chain holds the
+    /// same value), summed as the kernel sums them.
+    static func expectedSums(items: Int, iterations: Int, scale: Float, width: Int) -> [Float] {
+        (0..<items).map { gid in
+            let start = Float(gid) * 1e-9
+            var chains = (0..<8).map { start + Float($0) * 0.125 }
+            for index in 0..<8 {
+                for _ in 0..<iterations { chains[index] = (1 - scale).addingProduct(chains[index], scale) }
+            }
+            // ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) per lane, then the lanes' pairwise tree.
+            var lane = ((chains[0] + chains[1]) + (chains[2] + chains[3])) + ((chains[4] + chains[5]) + (chains[6] + chains[7]))
+            var count = width
+            while count > 1 {
+                lane += lane
+                count /= 2
+            }
+            return lane
+        }
+    }
+
+    /// The device's FMA throughput in FLOP/s: the median of several runs of `fma_peak`, after a warm-up, whose
+    /// sums are checked against the host's.
     public func fmaThroughput(repetitions: Int = 5) throws -> Double {
-        let arguments: [any KernelArgument] = [output, Self.iterations, Float(0.999)]
+        let arguments: [any KernelArgument] = [output, iterations, Self.scale]
         _ = try peak.launch(on: context.queue, global: [items], arguments: arguments)
         try context.queue.finish()
         var seconds: [Double] = []
@@ -193,13 +220,12 @@ public final class ReferenceKernels {
             seconds.append(try Event.span([event]))
         }
         let sums = try output.download()
-        // Every chain tends to 1 from below 1: a sum outside [0, chains * width] means the kernel did not run.
-        let limit = Float(8 * width)
-        guard sums.allSatisfy({ $0.isFinite && $0 >= 0 && $0 <= limit }) else {
-            throw ProblemError("the FMA reference kernel wrote wrong sums (device \(context.device.name))")
+        let wrong = sums.indices.first { index in !(abs(sums[index] - expected[index]) <= 1e-5 * abs(expected[index]) + 1e-6) }
+        if let wrong {
+            throw ProblemError("the FMA reference kernel wrote \(sums[wrong]) for work-item \(wrong), the host computes \(expected[wrong]) "
+                               + "(device \(context.device.name))")
         }
-        let flops = Double(items) * Double(Self.iterations) * Double(8 * width) * 2
-        return flops / median(seconds)
+        return Double(items) * Double(iterations) * Double(8 * width) * 2 / median(seconds)
     }
 
     /// Device seconds of a streaming read of `bytes` (at least 1 MiB, scaled), with the read kernel's default.
