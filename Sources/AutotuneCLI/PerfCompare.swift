@@ -88,7 +88,6 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
         let id: String
         let family: String
         let problem: String
-        let caseIDs: [String]
     }
 
     struct CaseReport: Encodable {
@@ -151,7 +150,7 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
             let baseIDs = Set(baseListing.cases.map(\.id))
             for entry in selected {
                 if baseIDs.contains(entry.id) {
-                    benchmarks.append(Benchmark(id: entry.id, family: entry.family, problem: entry.problem, caseIDs: [entry.id]))
+                    benchmarks.append(Benchmark(id: entry.id, family: entry.family, problem: entry.problem))
                 } else {
                     reports.append(CaseReport(id: entry.id, verdict: "missing", error: "not a case of the base (new): not compared"))
                 }
@@ -161,10 +160,8 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
             progress("perf compare: the base has no `autotune perf`; both sides are timed through `autotune bench` (whole calls)")
             for entry in selected {
                 let id = "\(entry.family)/\(entry.label)" + (entry.role == nil ? "" : " (whole call)")
-                if let index = benchmarks.firstIndex(where: { $0.id == id }) {
-                    benchmarks[index] = Benchmark(id: id, family: entry.family, problem: entry.problem, caseIDs: benchmarks[index].caseIDs + [entry.id])
-                } else {
-                    benchmarks.append(Benchmark(id: id, family: entry.family, problem: entry.problem, caseIDs: [entry.id]))
+                if !benchmarks.contains(where: { $0.id == id }) {
+                    benchmarks.append(Benchmark(id: id, family: entry.family, problem: entry.problem))
                 }
             }
         }
