@@ -36,3 +36,28 @@ __kernel void fma_peak(__global float* out, const int iterations, const float sc
            + (((s.s8 + s.s9) + (s.sa + s.sb)) + ((s.sc + s.sd) + (s.se + s.sf)));
 #endif
 }
+
+/*
+ * The yardstick of memory-bound benchmarks: a streaming read with fixed parameters, so that neither
+ * a tuning database nor a change of the bandwidth family's kernel can move it. Each work-item sums
+ * per_item float4s: its own contiguous run (CONTIGUOUS 1, a CPU core streaming its range) or every
+ * global-size-th one (CONTIGUOUS 0, neighbouring work-items reading neighbouring vectors, as GPUs
+ * coalesce). The host sizes x to global size * per_item float4s and checks the sum of out.
+ */
+#ifndef CONTIGUOUS
+#define CONTIGUOUS 1
+#endif
+
+__kernel void stream_read(const __global float4* x, const int per_item, __global float* out)
+{
+  const int gid = get_global_id(0);
+  float4 acc = (float4)(0.0f);
+#if CONTIGUOUS
+  const __global float4* p = x + (long)gid * per_item;
+  for (int i = 0; i < per_item; ++i) acc += p[i];
+#else
+  const long stride = get_global_size(0);
+  for (int i = 0; i < per_item; ++i) acc += x[gid + i * stride];
+#endif
+  out[gid] = (acc.x + acc.y) + (acc.z + acc.w);
+}

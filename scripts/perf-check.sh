@@ -15,16 +15,20 @@
 # Both sides run with XDG_CACHE_HOME=.build-perf/cache: the user's tuned database is left out (what is measured is
 # the repository's shipped database and defaults), and PoCL's kernel cache is kept there between runs.
 set -euo pipefail
+caller=$PWD
+if [ -n "${AUTOTUNE:-}" ] && [ "${AUTOTUNE#/}" = "$AUTOTUNE" ]; then AUTOTUNE="$caller/$AUTOTUNE"; fi
 cd "$(dirname "$0")/.."
 root=$PWD
 against=""
 record=0
+baselines_given=0
 passed=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --against) against=${2:?--against needs a revision}; shift 2 ;;
         --against=*) against=${1#--against=}; shift ;;
         --record) record=1; shift ;;
+        --baselines|--baselines=*) baselines_given=1; passed+=("$1"); shift ;;
         *) passed+=("$1"); shift ;;
     esac
 done
@@ -35,9 +39,11 @@ fi
 scripts/setup.sh >&2
 export XDG_CACHE_HOME="$root/.build-perf/cache"
 mkdir -p "$XDG_CACHE_HOME"
-unset TUNEDKERNELS_KERNELS_DIR
+# What is measured is this tree's kernels and shipped database: a developer's overrides would apply to both sides.
+unset TUNEDKERNELS_KERNELS_DIR TUNEDKERNELS_TUNING_DB
 
 head_label="$(git rev-parse --short=9 HEAD)"
+# Tracked files changed since HEAD (what the head build holds beyond the commit).
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then head_label="$head_label+changes"; fi
 if [ -n "${AUTOTUNE:-}" ]; then
     head="$AUTOTUNE"
@@ -48,8 +54,11 @@ else
 fi
 
 if [ -z "$against" ]; then
+    if [ "$baselines_given" = 0 ]; then passed=(--baselines "$root/Benchmarks/baselines" ${passed[@]+"${passed[@]}"}); fi
+    # Paths the caller gave (--json FILE, --baselines DIR) are relative to where the script was started.
+    cd "$caller"
     if [ "$record" = 1 ]; then
-        exec "$head" perf check --record --commit "$(git rev-parse HEAD)" ${passed[@]+"${passed[@]}"}
+        exec "$head" perf check --record --commit "$head_label" ${passed[@]+"${passed[@]}"}
     fi
     exec "$head" perf check ${passed[@]+"${passed[@]}"}
 fi
@@ -66,4 +75,5 @@ if [ ! -x "$base" ]; then
     git archive "$commit" | tar -x -C "$folder/src"
     (cd "$folder/src" && swift build -c release --product autotune --scratch-path "$folder/build") >&2
 fi
+cd "$caller"
 exec "$head" perf compare --base "$base" --head "$head" --base-label "$label" --head-label "$head_label" ${passed[@]+"${passed[@]}"}

@@ -42,7 +42,7 @@ struct CaseOptions: ParsableArguments {
 /// The suite's measuring options.
 struct MeasureOptions: ParsableArguments {
     @Option(help: "Timed calls per sample (more, until they add up to 0.05 s).") var repetitions = 5
-    @Option(help: "Untimed calls per sample before the timed ones (after the first call, which builds and checks).") var warmup = 2
+    @Option(help: "Untimed calls per sample before the timed ones, the first included (it builds the kernels and is checked).") var warmup = 2
     @Option(help: "Seed of the inputs.") var seed: UInt64 = 42
 
     func validate() throws {
@@ -150,10 +150,12 @@ struct PerfServe<Registry: FamilyRegistry>: ParsableCommand {
         while let line = readLine() {
             let id = line.trimmingCharacters(in: .whitespaces)
             var reply = PerfServeReply()
+            var measured = false
             do {
                 guard let entry = cases.first(where: { $0.id == id }) else {
                     throw ValidationError("no case \(id) in this build's suite")
                 }
+                measured = true
                 if context == nil { context = try Context() }
                 reply.sample = try PerformanceSuite.run([entry], context: context!, options: measuring.suite).first
             } catch {
@@ -161,6 +163,8 @@ struct PerfServe<Registry: FamilyRegistry>: ParsableCommand {
             }
             let data = (try? encoder.encode(reply)) ?? Data(#"{"error":"the reply could not be encoded"}"#.utf8)
             FileHandle.standardOutput.write(data + Data("\n".utf8))
+            // After a failed measurement the context may be unusable: the next request gets a fresh process.
+            if measured && reply.error != nil { Foundation.exit(1) }
         }
     }
 }

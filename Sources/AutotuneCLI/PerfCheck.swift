@@ -71,14 +71,36 @@ struct PerfCheck<Registry: FamilyRegistry>: ParsableCommand {
             progress("perf check: no baseline of \(context.device.name) or of a device like it in \(baselines): only the gates that need none "
                      + "(correct results, defaults that pass). Record one with scripts/perf-check.sh --record")
         }
-        let samples = try PerformanceSuite.run(cases, context: context, options: options, progress: progress)
+        // A case that throws (a build that fails, a lost device) fails its gate; the others are still checked.
+        var samples: [SuiteSample] = []
+        var broken: [BaselineVerdict] = []
+        for entry in cases {
+            do {
+                samples += try PerformanceSuite.run([entry], context: context, options: options, progress: progress)
+            } catch {
+                progress("  \(entry.id): \(error)")
+                broken.append(BaselineVerdict(id: entry.id, outcome: .gateFailure, slowdown: nil, confirmed: nil, reasons: ["the case failed: \(error)"]))
+            }
+        }
         var confirming = options
         confirming.checkDefaults = false
-        let verdicts = try BaselineCheck.evaluate(samples, baseline: found?.baseline, exact: found?.exact ?? false, threshold: threshold) { sample in
+        var verdicts = BaselineCheck.evaluate(samples, baseline: found?.baseline, exact: found?.exact ?? false, threshold: threshold) { sample in
             progress("  \(sample.id) is above the threshold: \(confirmations) confirming runs")
             let entry = cases.first { $0.id == sample.id }!
-            return try (0..<confirmations).compactMap { _ in
-                try PerformanceSuite.run([entry], context: context, options: confirming).first.flatMap { found!.baseline.slowdown(of: $0) }
+            do {
+                return try (0..<confirmations).compactMap { _ in
+                    try PerformanceSuite.run([entry], context: context, options: confirming).first.flatMap { found!.baseline.slowdown(of: $0) }
+                }
+            } catch {
+                progress("  \(sample.id): a confirming run failed (\(error)); the first run decides")
+                return []
+            }
+        } + broken
+        // A case of the baseline that the suite no longer has would otherwise drop out of every gate unnoticed.
+        if let found, selection.cases.isEmpty {
+            for id in found.baseline.cases.keys.sorted() where !cases.contains(where: { $0.id == id }) {
+                verdicts.append(BaselineVerdict(id: id, outcome: .gateFailure, slowdown: nil, confirmed: nil,
+                                                reasons: ["in the baseline but not in the suite (removed or renamed): record the baseline again"]))
             }
         }
         let failed = verdicts.filter { $0.outcome == .regression || $0.outcome == .gateFailure }
@@ -87,10 +109,11 @@ struct PerfCheck<Registry: FamilyRegistry>: ParsableCommand {
                             seconds: Date().timeIntervalSince(started))
         if let jsonFile { try writeJSON(report, to: jsonFile) }
         print("perf check on \(context.device.name): " + (found.map { "\($0.exact ? "baseline" : "fallback baseline (not gated)") \($0.path)" } ?? "no baseline"))
-        print(table(["case", "ms", "x reference", "baseline x ref", "slowdown", "confirmed", "verdict"], zip(samples, verdicts).map { sample, verdict in
-            [sample.id, format(sample.seconds * 1000, 3), format(sample.relative, 3), format(found?.baseline.cases[sample.id]?.relative, 3),
-             format(verdict.slowdown, 3), format(verdict.confirmed, 3),
-             verdict.outcome == .regression ? "REGRESSION" : verdict.outcome == .gateFailure ? "GATE FAILED" : verdict.outcome.rawValue]
+        print(table(["case", "ms", "x reference", "baseline x ref", "slowdown", "confirmed", "verdict"], verdicts.map { verdict in
+            let sample = samples.first { $0.id == verdict.id }
+            return [verdict.id, format(sample.map { $0.seconds * 1000 }, 3), format(sample?.relative, 3), format(found?.baseline.cases[verdict.id]?.relative, 3),
+                    format(verdict.slowdown, 3), format(verdict.confirmed, 3),
+                    verdict.outcome == .regression ? "REGRESSION" : verdict.outcome == .gateFailure ? "GATE FAILED" : verdict.outcome.rawValue]
         }))
         for verdict in verdicts where !verdict.reasons.isEmpty { print("note: \(verdict.id): " + verdict.reasons.joined(separator: "; ")) }
         print(String(format: "verdict: %@ (threshold %.2f, %.0f s)", failed.isEmpty ? "no regression" : "regression in " + failed.map(\.id).joined(separator: ", "),

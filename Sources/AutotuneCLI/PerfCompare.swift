@@ -23,6 +23,7 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
 
     @Option(help: "The base's autotune binary.") var base: String
     @Option(help: "The head's autotune binary (default: this one).") var head: String?
+
     @Option(help: "Rounds, each measuring every case once per side (at least 9).") var rounds = 9
     @Option(name: .customLong("base-env"), help: ArgumentHelp("NAME=VALUE set for the base's processes only (repeatable).", valueName: "assignment"))
     var baseEnvironment: [String] = []
@@ -37,7 +38,7 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
 
     func validate() throws {
         for (option, path) in [("--base", base), ("--head", head)] {
-            if let path, !FileManager.default.isExecutableFile(atPath: path) {
+            if let path, !FileManager.default.isExecutableFile(atPath: absolutePath(path)) {
                 throw ValidationError("\(option) \(path) is not an executable file (an `autotune` binary)")
             }
         }
@@ -54,8 +55,8 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
         let environment: [String: String]
         let isBase: Bool
 
-        /// Runs the binary with `arguments`; its stdout, or an error with the end of its stderr.
-        func run(_ arguments: [String]) throws -> Data {
+        /// Runs the binary with `arguments`; its stdout, or an error with the end of its stderr (killed after `timeout` seconds).
+        func run(_ arguments: [String], timeout: Double = 1800) throws -> Data {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = arguments
@@ -70,7 +71,13 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
             process.standardError = try FileHandle(forWritingTo: err)
             process.standardInput = FileHandle.nullDevice
             do { try process.run() } catch { throw ValidationError("cannot run the \(label)'s \(binary): \(error)") }
-            process.waitUntilExit()
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                throw SideFailure(message: "the \(label)'s `autotune \(arguments.prefix(3).joined(separator: " "))...` did not finish within \(Int(timeout)) s: killed")
+            }
             let stdout = (try? Data(contentsOf: out)) ?? Data()
             guard process.terminationStatus == 0 else {
                 let stderr = String(decoding: (try? Data(contentsOf: err)) ?? Data(), as: UTF8.self)
@@ -97,7 +104,9 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
         var ratio: Double?
         var interval: [Double]?
         var p_value: Double?
-        /// regression, improvement, unchanged, failed (a wrong result or a run that failed), or missing (on one side only).
+        /// regression, improvement, unchanged; failed (the head's run failed or its result is wrong: fails the check);
+        /// base-failed (the base's did: not compared); new, removed (a case of one side only), changed (the same id,
+        /// another problem or work): not compared.
         var verdict: String = "unchanged"
         var error: String?
     }
@@ -118,8 +127,9 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
 
     func run() throws {
         let started = Date()
-        var inherited = ProcessInfo.processInfo.environment
-        inherited.removeValue(forKey: OpenBLASCore.correctedVariable)
+        // A note of this process's OpenBLAS restart is not the children's (workers inherit this environment).
+        unsetenv(OpenBLASCore.correctedVariable)
+        let inherited = ProcessInfo.processInfo.environment.filter { $0.key != OpenBLASCore.correctedVariable }
         func side(_ label: String, _ binary: String, _ extra: [String], isBase: Bool) -> Side {
             var environment = inherited
             for assignment in extra {
@@ -128,36 +138,57 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
             }
             return Side(label: label, binary: binary, environment: environment, isBase: isBase)
         }
-        let baseSide = side(baseLabel, base, baseEnvironment, isBase: true)
-        let headSide = side(headLabel, head ?? CommandLine.arguments[0], headEnvironment, isBase: false)
+        let baseSide = side(baseLabel, absolutePath(base), baseEnvironment, isBase: true)
+        let headSide = side(headLabel, head.map(absolutePath) ?? thisExecutablePath(), headEnvironment, isBase: false)
 
         // What each side can measure.
         func listing(_ side: Side) -> PerfList<Registry>.Listing? {
-            guard let data = try? side.run(["perf", "list", "--json"]) else { return nil }
+            guard let data = try? side.run(["perf", "list", "--json"], timeout: 120) else { return nil }
             return try? JSONDecoder().decode(PerfList<Registry>.Listing.self, from: data)
         }
         guard let headListing = listing(headSide) else {
             throw ValidationError("the head's \(headSide.binary) has no `autotune perf` (or it failed): build the head first")
         }
         // Served samples need `perf serve` on both sides (a base older than it is timed through bench).
-        let baseListing = viaBench || (try? baseSide.run(["perf", "serve", "--help"])) == nil ? nil : listing(baseSide)
+        var why = "--via-bench"
+        var baseListing: PerfList<Registry>.Listing?
+        if !viaBench {
+            if (try? baseSide.run(["perf", "serve", "--help"], timeout: 120)) == nil {
+                why = "the base has no `autotune perf serve`"
+            } else if let listing = listing(baseSide) {
+                baseListing = listing
+            } else {
+                why = "the base's `autotune perf list --json` failed or could not be read"
+            }
+        }
         let selected = try selection.select(headListing.cases, id: \.id)
         var reports: [CaseReport] = []
         var benchmarks: [Benchmark] = []
         let mode: String
         if let baseListing {
             mode = "perf"
-            let baseIDs = Set(baseListing.cases.map(\.id))
             for entry in selected {
-                if baseIDs.contains(entry.id) {
-                    benchmarks.append(Benchmark(id: entry.id, family: entry.family, problem: entry.problem))
-                } else {
-                    reports.append(CaseReport(id: entry.id, verdict: "missing", error: "not a case of the base (new): not compared"))
+                guard let other = baseListing.cases.first(where: { $0.id == entry.id }) else {
+                    reports.append(CaseReport(id: entry.id, verdict: "new", error: "not a case of the base: not compared"))
+                    continue
+                }
+                // The same id must mean the same benchmark on both sides.
+                if other.problem != entry.problem || other.flops != entry.flops || other.bytes != entry.bytes || other.role != entry.role {
+                    reports.append(CaseReport(id: entry.id, verdict: "changed",
+                                              error: "the case differs between the sides (base: \(other.problem), \(other.flops) FLOPs, \(other.bytes) bytes; "
+                                                  + "head: \(entry.problem), \(entry.flops) FLOPs, \(entry.bytes) bytes): not compared"))
+                    continue
+                }
+                benchmarks.append(Benchmark(id: entry.id, family: entry.family, problem: entry.problem))
+            }
+            if selection.cases.isEmpty {
+                for entry in baseListing.cases where !headListing.cases.contains(where: { $0.id == entry.id }) {
+                    reports.append(CaseReport(id: entry.id, verdict: "removed", error: "a case of the base only (removed or renamed): not compared"))
                 }
             }
         } else {
             mode = "bench"
-            progress("perf compare: the base has no `autotune perf`; both sides are timed through `autotune bench` (whole calls)")
+            progress("perf compare: \(why); both sides are timed through `autotune bench` (whole calls)")
             for entry in selected {
                 let id = "\(entry.family)/\(entry.label)" + (entry.role == nil ? "" : " (whole call)")
                 if !benchmarks.contains(where: { $0.id == id }) {
@@ -166,10 +197,11 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
             }
         }
         var values = [String: (base: [Double], head: [Double])]()
-        var failures = [String: String]()
+        /// The first failure of a case, and whether it was the base's.
+        var failures = [String: (message: String, base: Bool)]()
         func record(_ side: Side, _ id: String, _ seconds: Double?, error: String?) {
             if let error {
-                failures[id] = failures[id] ?? "\(side.label): \(error)"
+                failures[id] = failures[id] ?? ("\(side.label): \(error)", side.isBase)
             } else if let seconds {
                 if side.isBase { values[id, default: ([], [])].base.append(seconds) } else { values[id, default: ([], [])].head.append(seconds) }
             }
@@ -227,14 +259,20 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
             report.base_seconds = measured.base
             report.head_seconds = measured.head
             if let failure = failures[benchmark.id] {
-                report.verdict = "failed"
-                report.error = failure
+                // A head that fails (or gives a wrong result) fails the check; a base that does is no regression of the head.
+                report.verdict = failure.base ? "base-failed" : "failed"
+                report.error = failure.message + (failure.base ? " (not compared)" : "")
             } else {
-                let comparison = try SampleComparison(head: measured.head, base: measured.base)
-                report.ratio = comparison.ratio
-                report.interval = [comparison.interval.lowerBound, comparison.interval.upperBound]
-                report.p_value = comparison.pValue
-                report.verdict = comparison.verdict.rawValue
+                do {
+                    let comparison = try SampleComparison(head: measured.head, base: measured.base)
+                    report.ratio = comparison.ratio
+                    report.interval = [comparison.interval.lowerBound, comparison.interval.upperBound]
+                    report.p_value = comparison.pValue
+                    report.verdict = comparison.verdict.rawValue
+                } catch {
+                    report.verdict = "failed"
+                    report.error = "\(error)"
+                }
             }
             reports.append(report)
         }
@@ -276,4 +314,14 @@ func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
     do { try (encoder.encode(value) + Data("\n".utf8)).write(to: URL(fileURLWithPath: path)) } catch {
         throw ValidationError("cannot write \(path): \(error)")
     }
+}
+
+/// `path` made absolute (relative to the current folder), so that every way of starting it finds the same file.
+func absolutePath(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+}
+
+/// This executable's absolute path.
+func thisExecutablePath() -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? absolutePath(CommandLine.arguments[0])
 }

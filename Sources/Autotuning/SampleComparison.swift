@@ -53,7 +53,7 @@ public struct SampleComparison: Sendable, Codable, Equatable {
     /// distribution, of a rank sum at least this far from its mean).
     public static func mannWhitneyP(_ a: [Double], _ b: [Double]) -> Double {
         let n = a.count, m = b.count
-        guard n >= 1, m >= 1 else { return 1 }
+        guard n >= 2, m >= 2 else { return 1 }
         // U of a: pairs (x in a, y in b) with x > y, ties counting a half.
         var u = 0.0
         for x in a {

@@ -29,6 +29,8 @@ import Testing
     /// With ties the normal approximation is used: identical sets give p = 1, separated sets with ties a small p.
     @Test func tiesUseTheNormalApproximation() {
         #expect(SampleComparison.mannWhitneyP([1, 1, 1, 1], [1, 1, 1, 1]) == 1)
+        // One value a side is never evidence, however many the other side has.
+        #expect(SampleComparison.mannWhitneyP([100], (1...60).map(Double.init)) == 1)
         let p = SampleComparison.mannWhitneyP([1, 1, 2, 2, 3, 3, 4, 4, 5, 5], [6, 6, 7, 7, 8, 8, 9, 9, 10, 10])
         #expect(p < 0.001 && p > 0)
     }

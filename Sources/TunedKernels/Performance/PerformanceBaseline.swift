@@ -95,6 +95,14 @@ public struct BaselineVerdict: Sendable, Codable, Equatable {
     /// The median slowdown of the confirming runs, when the first run was above the threshold.
     public var confirmed: Double?
     public var reasons: [String]
+
+    public init(id: String, outcome: Outcome, slowdown: Double? = nil, confirmed: Double? = nil, reasons: [String] = []) {
+        self.id = id
+        self.outcome = outcome
+        self.slowdown = slowdown
+        self.confirmed = confirmed
+        self.reasons = reasons
+    }
 }
 
 extension PerformanceBaseline {
@@ -131,14 +139,16 @@ public enum BaselineCheck {
 
     /// The verdict of every case of `first` (one run of the suite), with `confirm` re-measuring a case whose first
     /// slowdown is above `threshold` (called only then; it returns that case's slowdowns). With `exact` false (another
-    /// device's baseline) nothing is gated except a wrong result.
+    /// device's baseline) only the deterministic gates (``PerformanceBaseline/gateFailures(of:)``) are gated, not the
+    /// times; with no baseline, only a wrong result and defaults that fail.
     public static func evaluate(_ first: [SuiteSample], baseline: PerformanceBaseline?, exact: Bool, threshold: Double,
                                 confirm: (SuiteSample) throws -> [Double]) rethrows -> [BaselineVerdict] {
         try first.map { sample in
             var verdict = BaselineVerdict(id: sample.id, outcome: .pass, slowdown: nil, confirmed: nil, reasons: [])
             guard let baseline else {
-                verdict.reasons = sample.passed ? [] : ["the result is wrong"]
-                verdict.outcome = sample.passed && sample.defaultsPassed != false ? .new : .gateFailure
+                if !sample.passed { verdict.reasons.append("the result is wrong") }
+                if sample.defaultsPassed == false { verdict.reasons.append("the defaults (no tuning database) give a wrong result") }
+                verdict.outcome = verdict.reasons.isEmpty ? .new : .gateFailure
                 return verdict
             }
             // FLOPs and bytes are the same on any device; launches only where the configurations are.

@@ -33,7 +33,8 @@ public struct PerformanceCase<Problem: Sendable>: Sendable {
 public struct SuiteOptions: Sendable {
     /// Timed calls per sample (more for a short kernel, until they add up to `minimumSeconds`).
     public var repetitions = 5
-    /// Untimed calls after the first (which builds and checks).
+    /// Untimed calls before the timed ones, the first included (it builds the kernels and is checked):
+    /// ``KernelHarness/measure(_:role:warmup:repetitions:minimumSeconds:cutoff:)``'s `warmup`.
     public var warmup = 2
     public var minimumSeconds = 0.05
     public var seed: UInt64 = 42
@@ -157,85 +158,101 @@ public enum PerformanceSuite {
     }
 }
 
-/// The suite's in-run yardsticks, untuned so that no change of a family or a tuning database moves them: our
-/// FMA-throughput kernel (`Kernels/reference.cl`) for compute-bound cases, and the bandwidth family's read kernel
-/// with its device-type default (not its tuned configuration) for memory-bound ones.
+/// The suite's in-run yardsticks (`Kernels/reference.cl`), untuned, so that no change of a family's kernels or of a
+/// tuning database moves them: independent FMA chains for compute-bound cases, and a streaming read with fixed
+/// parameters (contiguous runs per work-item on a CPU, interleaved on a GPU) for memory-bound ones.
 public final class ReferenceKernels {
     public let context: Context
     private let peak: Kernel
+    private let read: Kernel
     private let output: DeviceBuffer<Float>
     private let items: Int
-    private let bandwidth: Bandwidth
-    private var readers: [Int: BandwidthHarness] = [:]
+    private let width: Int
+    private let iterations: Int32
+    private static let scale: Float = 0.999
+    /// The work-items whose FMA sums are checked (at most 4096, spread over all of them) and their expected sums.
+    private let checked: [(index: Int, sum: Float)]
+    private var readBuffer: DeviceBuffer<Float>?
+    private var readOutput: DeviceBuffer<Float>?
 
     /// - Parameter iterations: FMAs per chain of the throughput kernel (the default keeps a run near a millisecond on
     ///   a CPU; the oclgrind test uses a few).
     public init(context: Context, iterations: Int = 1024) throws {
         self.context = context
-        let width = context.device.kind == .cpu ? 16 : 4
-        let source = try KernelSources.program(files: ["reference.cl"])
-        peak = try context.programs.program(context, source: source, options: "-DVW=\(width)").kernel(named: "fma_peak")
-        self.width = width
+        let cpu = context.device.kind == .cpu
+        width = cpu ? 16 : 4
+        let program = try context.programs.program(context, source: try KernelSources.program(files: ["reference.cl"]),
+                                                   options: "-DVW=\(width) -DCONTIGUOUS=\(cpu ? 1 : 0)")
+        peak = try program.kernel(named: "fma_peak")
+        read = try program.kernel(named: "stream_read")
         self.iterations = Int32(clamping: max(1, iterations))
-        items = max(1, context.device.computeUnits) * (context.device.kind == .cpu ? 256 : 2048)
+        items = max(1, context.device.computeUnits) * (cpu ? 256 : 2048)
         output = try DeviceBuffer<Float>(context, count: items)
-        bandwidth = try Bandwidth(context: context, database: TuningDatabase())
-        expected = Self.expectedSums(items: items, iterations: Int(self.iterations), scale: Self.scale, width: width)
+        let step = max(1, items / 4096), chain = Int(self.iterations), lanes = width
+        checked = stride(from: 0, to: items, by: step).map { ($0, Self.expectedSum(item: $0, iterations: chain, width: lanes)) }
     }
 
-    private let width: Int
-    private let iterations: Int32
-    private static let scale: Float = 0.999
-    private let expected: [Float]
-
-    /// What `fma_peak` writes for work-item `0..<items`: the host's fp32 FMA chains (every lane of a chain holds the
-    /// same value), summed as the kernel sums them.
-    static func expectedSums(items: Int, iterations: Int, scale: Float, width: Int) -> [Float] {
-        (0..<items).map { gid in
-            let start = Float(gid) * 1e-9
-            var chains = (0..<8).map { start + Float($0) * 0.125 }
-            for index in 0..<8 {
-                for _ in 0..<iterations { chains[index] = (1 - scale).addingProduct(chains[index], scale) }
-            }
-            // ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) per lane, then the lanes' pairwise tree.
-            var lane = ((chains[0] + chains[1]) + (chains[2] + chains[3])) + ((chains[4] + chains[5]) + (chains[6] + chains[7]))
-            var count = width
-            while count > 1 {
-                lane += lane
-                count /= 2
-            }
-            return lane
+    /// What `fma_peak` writes for work-item `item`: the host's fp32 FMA chains (every lane of a chain holds the same
+    /// value), summed as the kernel sums them.
+    static func expectedSum(item: Int, iterations: Int, width: Int) -> Float {
+        let start = Float(item) * 1e-9
+        var chains = (0..<8).map { start + Float($0) * 0.125 }
+        for index in 0..<8 {
+            for _ in 0..<iterations { chains[index] = (1 - scale).addingProduct(chains[index], scale) }
         }
+        // ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) per lane, then the lanes' pairwise tree.
+        var lane = ((chains[0] + chains[1]) + (chains[2] + chains[3])) + ((chains[4] + chains[5]) + (chains[6] + chains[7]))
+        var count = width
+        while count > 1 {
+            lane += lane
+            count /= 2
+        }
+        return lane
     }
 
-    /// The device's FMA throughput in FLOP/s: the median of several runs of `fma_peak`, after a warm-up, whose
-    /// sums are checked against the host's.
-    public func fmaThroughput(repetitions: Int = 5) throws -> Double {
-        let arguments: [any KernelArgument] = [output, iterations, Self.scale]
-        _ = try peak.launch(on: context.queue, global: [items], arguments: arguments)
+    /// Device seconds of `kernel` over `global` work-items: the median of `repetitions` runs after a warm-up.
+    private func time(_ kernel: Kernel, global: Int, arguments: [any KernelArgument], repetitions: Int) throws -> Double {
+        _ = try kernel.launch(on: context.queue, global: [global], arguments: arguments)
         try context.queue.finish()
         var seconds: [Double] = []
         for _ in 0..<max(1, repetitions) {
-            let event = try peak.launch(on: context.queue, global: [items], arguments: arguments)
+            let event = try kernel.launch(on: context.queue, global: [global], arguments: arguments)
             seconds.append(try Event.span([event]))
         }
-        let sums = try output.download()
-        let wrong = sums.indices.first { index in !(abs(sums[index] - expected[index]) <= 1e-5 * abs(expected[index]) + 1e-6) }
-        if let wrong {
-            throw ProblemError("the FMA reference kernel wrote \(sums[wrong]) for work-item \(wrong), the host computes \(expected[wrong]) "
-                               + "(device \(context.device.name))")
-        }
-        return Double(items) * Double(iterations) * Double(8 * width) * 2 / median(seconds)
+        return median(seconds)
     }
 
-    /// Device seconds of a streaming read of `bytes` (at least 1 MiB, scaled), with the read kernel's default.
+    /// The device's FMA throughput in FLOP/s (`fma_peak`), its sums checked against the host's.
+    public func fmaThroughput(repetitions: Int = 5) throws -> Double {
+        let seconds = try time(peak, global: items, arguments: [output, iterations, Self.scale], repetitions: repetitions)
+        let sums = try output.download()
+        if let wrong = checked.first(where: { !(abs(sums[$0.index] - $0.sum) <= 1e-5 * abs($0.sum) + 1e-6) }) {
+            throw ProblemError("the FMA reference kernel wrote \(sums[wrong.index]) for work-item \(wrong.index), the host computes \(wrong.sum) "
+                               + "(device \(context.device.name))")
+        }
+        return Double(items) * Double(iterations) * Double(8 * width) * 2 / seconds
+    }
+
+    /// Device seconds of a streaming read of `bytes` (at least 1 MiB; the time is scaled to `bytes`), its sum checked.
     public func streamingReadSeconds(bytes: Double, repetitions: Int = 5) throws -> Double {
-        let megabytes = max(1, Int((bytes / 1_048_576).rounded(.up)))
-        let harness = try readers[megabytes] ?? bandwidth.harness(Bandwidth.Problem(megabytes: megabytes), seed: 1)
-        readers = [megabytes: harness]   // one buffer at a time
-        let measured = try harness.measure(nil, repetitions: repetitions, minimumSeconds: 0.02)
-        guard measured.isCorrect else { throw ProblemError("the streaming-read reference's sum is wrong (\(measured.check))") }
-        return measured.deviceSeconds * bytes / Double(megabytes * 1_048_576)
+        let vectors = max(1 << 16, Int((bytes / 16).rounded(.up)))
+        // Each work-item sums at most 2^16 vectors of ones: at most 2^18, exact in fp32.
+        let groups = max(items / (context.device.kind == .cpu ? 16 : 1), (vectors + 65535) / 65536)
+        let perItem = (vectors + groups - 1) / groups
+        let floats = groups * perItem * 4
+        if readBuffer == nil || readBuffer!.count != floats {
+            readBuffer = nil
+            readBuffer = try DeviceBuffer<Float>(context, count: floats)
+            try readBuffer!.fill(1)
+        }
+        if readOutput == nil || readOutput!.count != groups { readOutput = try DeviceBuffer<Float>(context, count: groups) }
+        try readOutput!.fill(.nan)
+        let seconds = try time(read, global: groups, arguments: [readBuffer!, Int32(perItem), readOutput!], repetitions: repetitions)
+        let total = try readOutput!.download().reduce(0.0) { $0 + Double($1) }
+        guard total == Double(floats) else {
+            throw ProblemError("the streaming-read reference summed \(total), not \(floats) (device \(context.device.name))")
+        }
+        return seconds * bytes / Double(floats * 4)
     }
 
     /// The seconds the reference takes for `work`: its FLOPs at the FMA throughput (compute-bound), or a
