@@ -135,7 +135,7 @@ extension PerformanceBaseline {
 public enum BaselineCheck {
     /// The slowdown above which a case is measured again (`confirmations` more runs) and, when their median is also
     /// above it, a regression. Chosen from the false-alarm calibration in README ("Performance regression tests").
-    public static let defaultThreshold = 1.25
+    public static let defaultThreshold = 1.3
 
     /// The verdict of every case of `first` (one run of the suite), with `confirm` re-measuring a case whose first
     /// slowdown is above `threshold` (called only then; it returns that case's slowdowns). With `exact` false (another
