@@ -16,7 +16,14 @@
 # the repository's shipped database and defaults), and PoCL's kernel cache is kept there between runs.
 set -euo pipefail
 caller=$PWD
-if [ -n "${AUTOTUNE:-}" ] && [ "${AUTOTUNE#/}" = "$AUTOTUNE" ]; then AUTOTUNE="$caller/$AUTOTUNE"; fi
+# AUTOTUNE: a path (relative to where the script was started) or a command name on PATH.
+if [ -n "${AUTOTUNE:-}" ]; then
+    case "$AUTOTUNE" in
+        /*) ;;
+        */*) AUTOTUNE="$caller/$AUTOTUNE" ;;
+        *) AUTOTUNE=$(command -v "$AUTOTUNE") || { echo "perf-check: AUTOTUNE=$AUTOTUNE is not a command" >&2; exit 64; } ;;
+    esac
+fi
 cd "$(dirname "$0")/.."
 root=$PWD
 against=""
@@ -25,7 +32,7 @@ baselines_given=0
 passed=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        --against) against=${2:?--against needs a revision}; shift 2 ;;
+        --against) [ $# -ge 2 ] || { echo "perf-check: --against needs a revision" >&2; exit 64; }; against=$2; shift 2 ;;
         --against=*) against=${1#--against=}; shift ;;
         --record) record=1; shift ;;
         --baselines|--baselines=*) baselines_given=1; passed+=("$1"); shift ;;
@@ -34,7 +41,7 @@ while [ $# -gt 0 ]; do
 done
 if [ -n "$against" ] && [ "$record" = 1 ]; then
     echo "perf-check: --record records this device's baseline; it does not go with --against" >&2
-    exit 1
+    exit 64
 fi
 scripts/setup.sh >&2
 export XDG_CACHE_HOME="$root/.build-perf/cache"
@@ -63,7 +70,7 @@ if [ -z "$against" ]; then
     exec "$head" perf check ${passed[@]+"${passed[@]}"}
 fi
 
-commit=$(git rev-parse --verify --quiet "$against^{commit}") || { echo "perf-check: $against is not a commit" >&2; exit 1; }
+commit=$(git rev-parse --verify --quiet "$against^{commit}") || { echo "perf-check: $against is not a commit" >&2; exit 64; }
 folder="$root/.build-perf/$commit"
 label=$against
 if [ ${#label} -gt 20 ]; then label=${commit:0:9}; fi

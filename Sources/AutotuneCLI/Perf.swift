@@ -12,7 +12,8 @@ struct PerfCommand<Registry: FamilyRegistry>: ParsableCommand {
             commandName: "perf",
             abstract: "The performance-regression suite: list, run, compare two builds (A/B), check against a device's baseline.",
             discussion: """
-                Exit status of compare and check: 0 no regression, 2 a regression (or a gate that failed), 1 an error. \
+                Exit status of compare and check: 0 no regression, 2 a regression (or a gate that failed), any other an error \
+                (64 a bad option). \
                 See README, "Performance regression tests".
                 """,
             subcommands: [PerfList<Registry>.self, PerfRun<Registry>.self, PerfCompare<Registry>.self, PerfCheck<Registry>.self,

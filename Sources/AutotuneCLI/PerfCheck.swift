@@ -84,6 +84,7 @@ struct PerfCheck<Registry: FamilyRegistry>: ParsableCommand {
         }
         var confirming = options
         confirming.checkDefaults = false
+        var confirmationErrors: [String: String] = [:]
         var verdicts = BaselineCheck.evaluate(samples, baseline: found?.baseline, exact: found?.exact ?? false, threshold: threshold) { sample in
             progress("  \(sample.id) is above the threshold: \(confirmations) confirming runs")
             let entry = cases.first { $0.id == sample.id }!
@@ -92,12 +93,20 @@ struct PerfCheck<Registry: FamilyRegistry>: ParsableCommand {
                     try PerformanceSuite.run([entry], context: context, options: confirming).first.flatMap { found!.baseline.slowdown(of: $0) }
                 }
             } catch {
-                progress("  \(sample.id): a confirming run failed (\(error)); the first run decides")
+                progress("  \(sample.id): a confirming run failed: \(error)")
+                confirmationErrors[sample.id] = "\(error)"
                 return []
             }
         } + broken
+        // A case that fails in a confirming run fails its gate, as one that fails in the first run does.
+        for index in verdicts.indices {
+            if let error = confirmationErrors[verdicts[index].id] {
+                verdicts[index].outcome = .gateFailure
+                verdicts[index].reasons = ["a confirming run failed: \(error)"]
+            }
+        }
         // A case of the baseline that the suite no longer has would otherwise drop out of every gate unnoticed.
-        if let found, selection.cases.isEmpty {
+        if let found, found.exact, selection.cases.isEmpty {
             for id in found.baseline.cases.keys.sorted() where !cases.contains(where: { $0.id == id }) {
                 verdicts.append(BaselineVerdict(id: id, outcome: .gateFailure, slowdown: nil, confirmed: nil,
                                                 reasons: ["in the baseline but not in the suite (removed or renamed): record the baseline again"]))

@@ -13,11 +13,12 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
             abstract: "A/B: measure a base and a head build interleaved, and say which cases regressed.",
             discussion: """
                 A regression is a median ratio head/base above 1.05 with a two-sided Mann-Whitney U p below 0.01; \
-                improvements are reported, never failed. A case whose result is wrong on either side fails. Each round starts \
-                one `autotune perf serve` process per side and measures each case on both back to back (which side goes \
-                first alternates); a base without `perf` (older than the \
-                suite) is measured on both sides through `autotune bench <family> --problem ...`, which times whole calls: \
-                cases of one problem and several roles become one whole-call case.
+                improvements are reported, never failed. A case whose head run fails or whose head result is wrong fails; \
+                one the base fails is reported (base-failed) and not compared, as are cases of one side only and cases whose \
+                problem differs between the sides. Each round starts one `autotune perf serve` process per side and measures \
+                each case on both back to back (which side goes first alternates); a base without `perf serve` is measured \
+                on both sides through `autotune bench <family> --problem ...`, which times whole calls: cases of one problem \
+                and several roles become one whole-call case.
                 """)
     }
 
@@ -197,11 +198,11 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
             }
         }
         var values = [String: (base: [Double], head: [Double])]()
-        /// The first failure of a case, and whether it was the base's.
-        var failures = [String: (message: String, base: Bool)]()
+        /// The first failure of each case on each side: a side that failed a case is not asked for it again.
+        var baseFailures = [String: String](), headFailures = [String: String]()
         func record(_ side: Side, _ id: String, _ seconds: Double?, error: String?) {
             if let error {
-                failures[id] = failures[id] ?? ("\(side.label): \(error)", side.isBase)
+                if side.isBase { baseFailures[id] = baseFailures[id] ?? "\(side.label): \(error)" } else { headFailures[id] = headFailures[id] ?? "\(side.label): \(error)" }
             } else if let seconds {
                 if side.isBase { values[id, default: ([], [])].base.append(seconds) } else { values[id, default: ([], [])].head.append(seconds) }
             }
@@ -218,6 +219,8 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
                            error: sample.passed ? nil : "wrong result (error \(sample.maxAbsError.map { "\($0)" } ?? "not finite"))")
                 } else {
                     record(side, benchmark.id, nil, error: reply.error ?? "no sample")
+                    // The server exits after a failed measurement: the next request must not reach the dying process.
+                    worker.stop()
                 }
             case .crashed(let status, let stderrTail):
                 record(side, benchmark.id, nil, error: "`perf serve` exited with \(status): " + stderrTail.split(separator: "\n").suffix(4).joined(separator: " | "))
@@ -245,8 +248,9 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
                 WorkerProcess(executable: side.binary, arguments: ["perf", "serve", "--repetitions", "\(measuring.repetitions)", "--warmup",
                                                                    "\(measuring.warmup)", "--seed", "\(measuring.seed)"], environment: side.environment)
             } : []
-            for (index, benchmark) in benchmarks.enumerated() where failures[benchmark.id] == nil {
-                for s in (round + index) % 2 == 0 ? [0, 1] : [1, 0] {
+            // A case the head failed is decided; one the base failed is still run on the head (its result is checked).
+            for (index, benchmark) in benchmarks.enumerated() where headFailures[benchmark.id] == nil {
+                for s in (round + index) % 2 == 0 ? [0, 1] : [1, 0] where !(s == 0 && baseFailures[benchmark.id] != nil) {
                     if mode == "perf" { try serve(workers[s], sides[s], benchmark) } else { bench(sides[s], benchmark) }
                 }
             }
@@ -258,10 +262,20 @@ struct PerfCompare<Registry: FamilyRegistry>: ParsableCommand {
             let measured = values[benchmark.id] ?? ([], [])
             report.base_seconds = measured.base
             report.head_seconds = measured.head
-            if let failure = failures[benchmark.id] {
+            func valid(_ values: [Double]) -> Bool { !values.isEmpty && values.allSatisfy { $0.isFinite && $0 > 0 } }
+            if let failure = headFailures[benchmark.id] {
                 // A head that fails (or gives a wrong result) fails the check; a base that does is no regression of the head.
-                report.verdict = failure.base ? "base-failed" : "failed"
-                report.error = failure.message + (failure.base ? " (not compared)" : "")
+                report.verdict = "failed"
+                report.error = failure
+            } else if let failure = baseFailures[benchmark.id] {
+                report.verdict = "base-failed"
+                report.error = failure + " (not compared)"
+            } else if !valid(measured.base) {
+                report.verdict = "base-failed"
+                report.error = "the base gave no usable times (\(measured.base)): not compared"
+            } else if !valid(measured.head) {
+                report.verdict = "failed"
+                report.error = "the head gave no usable times (\(measured.head))"
             } else {
                 do {
                     let comparison = try SampleComparison(head: measured.head, base: measured.base)

@@ -75,7 +75,7 @@ public struct SuiteSample: Sendable, Codable, Equatable {
 
     /// seconds / referenceSeconds: how many times the reference's time the case takes (the figure a baseline
     /// stores; it moves with the kernel, hardly with the machine's load or clock).
-    public var relative: Double? { referenceSeconds.map { seconds / $0 } }
+    public var relative: Double? { referenceSeconds.flatMap { $0 > 0 && seconds.isFinite ? seconds / $0 : nil } }
 }
 
 /// A case of the suite with its family's types erased: what the CLI lists, runs and compares.
@@ -188,7 +188,7 @@ public final class ReferenceKernels {
         self.iterations = Int32(clamping: max(1, iterations))
         items = max(1, context.device.computeUnits) * (cpu ? 256 : 2048)
         output = try DeviceBuffer<Float>(context, count: items)
-        let step = max(1, items / 4096), chain = Int(self.iterations), lanes = width
+        let step = (items + 4095) / 4096, chain = Int(self.iterations), lanes = width
         checked = stride(from: 0, to: items, by: step).map { ($0, Self.expectedSum(item: $0, iterations: chain, width: lanes)) }
     }
 
@@ -242,8 +242,9 @@ public final class ReferenceKernels {
         let floats = groups * perItem * 4
         if readBuffer == nil || readBuffer!.count != floats {
             readBuffer = nil
-            readBuffer = try DeviceBuffer<Float>(context, count: floats)
-            try readBuffer!.fill(1)
+            let buffer = try DeviceBuffer<Float>(context, count: floats)
+            try buffer.fill(1)
+            readBuffer = buffer
         }
         if readOutput == nil || readOutput!.count != groups { readOutput = try DeviceBuffer<Float>(context, count: groups) }
         try readOutput!.fill(.nan)
