@@ -62,6 +62,13 @@ struct ReplayCommand: ParsableCommand {
     /// The evaluation counts reported: 20, 50, 100 and 200 below the budget, and the budget.
     var marks: [Int] { [20, 50, 100, 200].filter { $0 < budget } + [budget] }
 
+    /// One row per strategy: its fractions of the optimum at ``marks`` and its score.
+    func fractionTable(_ rows: [(strategy: String, fractions: [String: Double], score: Double)]) -> String {
+        table(["strategy"] + marks.map { "@\($0)" } + ["score"], rows.map { row in
+            [row.strategy] + marks.map { format(row.fractions["\($0)"], 3) } + [format(row.score, 3)]
+        })
+    }
+
     struct MeanReport: Encodable {
         let strategy: String
         let fractions_at: [String: Double]
@@ -99,9 +106,7 @@ struct ReplayCommand: ParsableCommand {
             if !outputOptions.json {
                 print("\(cache.kernelName) on \(cache.deviceName): \(replay.space.points.count) configurations, optimum \(format(replay.optimum * 1000, 4)) ms")
                 print("budget \(budget), \(seeds) seeds; median fraction of optimum (random search: \(format(randomAtBudget, 3)))")
-                print(table(["strategy"] + marks.map { "@\($0)" } + ["score"], results.map { r in
-                    [r.strategy] + marks.map { format(r.fractions_at["\($0)"], 3) } + [format(r.score, 3)]
-                }))
+                print(fractionTable(results.map { ($0.strategy, $0.fractions_at, $0.score) }))
                 if files.count > 1 { print("") }
             }
         }
@@ -118,9 +123,7 @@ struct ReplayCommand: ParsableCommand {
         }
         if files.count > 1 {
             print("mean over \(files.count) files, budget \(budget), \(seeds) seeds")
-            print(table(["strategy"] + marks.map { "@\($0)" } + ["score"], mean.map { r in
-                [r.strategy] + marks.map { format(r.fractions_at["\($0)"], 3) } + [format(r.score, 3)]
-            }))
+            print(fractionTable(mean.map { ($0.strategy, $0.fractions_at, $0.score) }))
         }
     }
 
