@@ -9,6 +9,7 @@ public enum KernelFamilies: FamilyRegistry {
         GEMM.self,
         Bandwidth.self,
         CutCrossEntropy.self,
+        Attention.self,
     ]
 }
 

@@ -1,0 +1,161 @@
+/*
+ * attention/forward.cl -- the forward role's tuned kernels; built with its configuration's defines.
+ * Compiled as common.cl + attention/shared.cl + attention/forward.cl.
+ */
+
+/*
+ * attn_forward: work-group (x, y, s). Without PACK, y = b * HQ + h and the tile's rows are query rows
+ * [x * BQ, x * BQ + BQ) of head h; with PACK, y = b * HKV + hk and the tile's rows are [x * BQ, x * BQ + BQ) of the
+ * GROUP * LQ rows of the query heads of key/value head hk (row t: head hk * GROUP + t / LQ, position t % LQ), so a
+ * decoding step's few rows per head share the staged keys. Split s of KVS takes a contiguous share of the key
+ * tiles the rows see; with KVS > 1 it writes its normalized rows and their LSE to Opart and Lpart (fp32, rows
+ * (b * HQ + h) * LQ + i of stride DP), which attn_forward_combine merges.
+ * The scores are kept transposed (Zt[key * BQ + row]): the online softmax runs 16 rows per step.
+ * NDRange: global (ceil(rows / BQ) * WG, BATCH * (PACK ? HQ / GROUP : HQ), KVS), local (WG, 1, 1).
+ * Local: Qt DP*BQ, Ks BK*DP, Vs BK*DP, Zt BK*BQ, Oa BQ*DP, St 2*BQ floats (max, sum); Ri 4*BQ ints (position,
+ * head, first and last visible key).
+ */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void attn_forward(const int BATCH, const int LQ, const int LK, const int HQ, const int GROUP,
+                  const __global real* Q, const long4 qa, const __global real* K, const long4 ka,
+                  const __global real* V, const long4 va, __global real* O, const long4 oa, __global float* LSE,
+                  __global float* Opart, __global float* Lpart, const __global uchar* map, const int NQB, const int NKB,
+                  __local float* Qt, __local float* Ks, __local float* Vs, __local float* Zt, __local float* Oa,
+                  __local float* St, __local int* Ri)
+{
+  const int OFF = LK - LQ;
+  const int y = get_group_id(1), split = get_group_id(2);
+  const int heads = PACK ? HQ / GROUP : HQ;
+  const int b = y / heads, hy = y - b * heads;
+  const int hk = PACK ? hy : hy / GROUP;
+  const int total = PACK ? GROUP * LQ : LQ;
+  const int t0 = get_group_id(0) * BQ;
+  const int rows = min(BQ, total - t0);
+
+  /* each row's position, head and visible keys; rows past the last see nothing */
+  if (get_local_id(0) == 0) {
+    int g = PACK ? t0 / LQ : 0;
+    int i = t0 - g * LQ;
+    for (int r = 0; r < BQ; ++r) {
+      Ri[r] = i;
+      Ri[BQ + r] = PACK ? hk * GROUP + g : hy;
+      Ri[2 * BQ + r] = r < rows ? at_lo(i, OFF) : LK;
+      Ri[3 * BQ + r] = r < rows ? at_hi(i, OFF, LK) : -1;
+      St[r] = -INFINITY;
+      St[BQ + r] = 0.0f;
+      if (++i == LQ && PACK) {
+        i = 0;
+        ++g;
+      }
+    }
+  }
+  at_zero(Oa, BQ * DP);
+  barrier(CLK_LOCAL_MEM_FENCE);
+
+  /* the rows' queries, transposed (Qt[k * BQ + r]) */
+  for (int r = 0, kv = get_local_id(0); at_carry(&r, &kv, DP / VW), r < BQ; kv += WG) {
+    const AT_VT v = at_load(Q, at_row(qa, b, Ri[BQ + r], Ri[r]), r < rows, kv * VW);
+    float t[VW];
+    PSTORE(VW, t, 0, v)
+    for (int c = 0; c < VW; ++c) Qt[(kv * VW + c) * BQ + r] = t[c];
+  }
+
+  /* the key tiles some row sees, and this split's share of them */
+  int jlo = LK, jhi = -1;
+  for (int r = 0; r < rows; ++r) {
+    jlo = min(jlo, Ri[2 * BQ + r]);
+    jhi = max(jhi, Ri[3 * BQ + r]);
+  }
+  const int first = jlo <= jhi ? jlo / BK : 0, count = jlo <= jhi ? jhi / BK - first + 1 : 0;
+  const int share = (count + KVS - 1) / KVS;
+  const int begin = first + split * share, end = min(first + count, begin + share);
+
+  for (int kt = begin; kt < end; ++kt) {
+    const int k0 = kt * BK, kvalid = min(BK, LK - k0);
+#if SPARSE
+    if (!at_selected(map, b * HQ + hy, t0, k0, NQB, NKB)) continue;
+#endif
+    barrier(CLK_LOCAL_MEM_FENCE);
+    at_stage(Ks, K, at_row(ka, b, hk, k0), ka.s3, BK, kvalid, 0);
+    at_stage(Vs, V, at_row(va, b, hk, k0), va.s3, BK, kvalid, 0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    at_dot(Zt, Qt, BQ, Ks, BK);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* online softmax, 16 rows per step: masked scores, the new maximum, the probabilities, the rescaled sums */
+    for (int q = get_local_id(0) * 16; q < BQ; q += WG * 16) {
+      const int16 lo = vload16(0, Ri + 2 * BQ + q), hi = vload16(0, Ri + 3 * BQ + q);
+      const float16 m0 = vload16(0, St + q);
+      float16 mx = (float16)(-INFINITY);
+      for (int j = 0; j < kvalid; ++j) {
+        const int key = k0 + j;
+        const float16 s = select((float16)(-INFINITY), at_cap(vload16(0, Zt + j * BQ + q) * SCALE), (lo <= (int16)(key)) & (hi >= (int16)(key)));
+        vstore16(s, 0, Zt + j * BQ + q);
+        mx = fmax(mx, s);
+      }
+      const float16 mn = fmax(m0, mx);
+      const float16 ms = select(mn, (float16)(0.0f), isinf(mn));
+      const float16 alpha = exp(m0 - ms);
+      float16 l = vload16(0, St + BQ + q) * alpha;
+      for (int j = 0; j < kvalid; ++j) {
+        const float16 p = exp(vload16(0, Zt + j * BQ + q) - ms);
+        vstore16(p, 0, Zt + j * BQ + q);
+        l += p;
+      }
+      for (int j = kvalid; j < BK; ++j) vstore16((float16)(0.0f), 0, Zt + j * BQ + q);
+      vstore16(mn, 0, St + q);
+      vstore16(l, 0, St + BQ + q);
+      float a[16];
+      PSTORE16(a, 0, alpha)
+      for (int c = 0; c < 16; ++c)
+        for (int k = 0; k < DP; k += VW) FSTORE(VW, Oa, (q + c) * DP + k, FLOAD(VW, Oa, (q + c) * DP + k) * a[c]);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    at_accumulate(Oa, Zt, 1, BQ, Vs, BQ, BK);
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+
+  for (int r = get_local_id(0); r < rows; r += WG) {
+    const int i = Ri[r], h = Ri[BQ + r];
+    const float m = St[r], l = St[BQ + r];
+    const float lse = l > 0.0f ? m + log(l) : -INFINITY, f = l > 0.0f ? 1.0f / l : 0.0f;
+    const long row = (long)(b * HQ + h) * LQ + i;
+    if (KVS == 1) {
+      at_store_row(O, at_row(oa, b, h, i), Oa + r * DP, f);
+      LSE[row] = lse;
+    } else {
+      const long part = (long)split * BATCH * HQ * LQ + row;
+      for (int k = 0; k < DP; ++k) Opart[part * DP + k] = Oa[r * DP + k] * f;
+      Lpart[part] = lse;
+    }
+  }
+}
+
+/*
+ * attn_forward_combine: one row per work-item: the KVS splits' rows merged through their LSE (flash-decoding):
+ * LSE = log sum_s exp(LSE_s), O = sum_s exp(LSE_s - LSE) O_s. NDRange: global roundup(NROWS, 64), any local size.
+ */
+__kernel void attn_forward_combine(const int NROWS, const int LQ, const int HQ, const __global float* Opart,
+                                   const __global float* Lpart, __global real* O, const long4 oa, __global float* LSE)
+{
+  const int row = get_global_id(0);
+  if (row >= NROWS)
+    return;
+  const int bh = row / LQ, i = row - bh * LQ;
+  const int b = bh / HQ, h = bh - b * HQ;
+  float m = -INFINITY;
+  for (int s = 0; s < KVS; ++s) m = fmax(m, Lpart[(long)s * NROWS + row]);
+  float sum = 0.0f;
+  float acc[DP];
+  for (int k = 0; k < DP; ++k) acc[k] = 0.0f;
+  if (m > -INFINITY) {
+    for (int s = 0; s < KVS; ++s) {
+      const float w = exp(Lpart[(long)s * NROWS + row] - m);
+      sum += w;
+      for (int k = 0; k < DP; ++k) acc[k] += w * Opart[((long)s * NROWS + row) * DP + k];
+    }
+  }
+  const float f = sum > 0.0f ? 1.0f / sum : 0.0f;
+  const long o = at_row(oa, b, h, i);
+  for (int k = 0; k < D; ++k) STORE1(O, o + k, acc[k] * f);
+  LSE[row] = sum > 0.0f ? m + log(sum) : -INFINITY;
+}
