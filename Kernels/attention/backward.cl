@@ -63,11 +63,9 @@ void attn_backward(const int BATCH, const int LQ, const int LK, const int HQ, co
     const int iHi = AT_LO ? min(LQ - 1, k0 + kvalid - 1 - OFF + LO_OFF) : LQ - 1;
     for (int g = 0; g < GROUP; ++g) {
       const int h = hk * GROUP + g, bh = b * HQ + h;
-      for (int qt = iLo / BQ; iLo <= iHi && qt <= iHi / BQ; ++qt) {
+      const int qtEnd = iLo <= iHi ? iHi / BQ + 1 : 0;
+      for (int qt = at_next_query_tile(map, bh, iLo / BQ, qtEnd, k0, NQB, NKB); qt < qtEnd; qt = at_next_query_tile(map, bh, qt + 1, qtEnd, k0, NQB, NKB)) {
         const int q0 = qt * BQ, qvalid = min(BQ, LQ - q0);
-#if SPARSE
-        if (!at_selected(map, bh, q0, k0, NQB, NKB)) continue;
-#endif
         barrier(CLK_LOCAL_MEM_FENCE);
         at_stage(Qs, Q, at_row(qa, b, h, q0), qa.s3, BQ, qvalid, 0);
         at_stage(Gs, dO, at_row(ga, b, h, q0), ga.s3, BQ, qvalid, 0);

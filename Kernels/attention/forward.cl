@@ -52,62 +52,73 @@ void attn_forward(const int BATCH, const int LQ, const int LK, const int HQ, con
   at_zero(Oa, BQ * DP);
   barrier(CLK_LOCAL_MEM_FENCE);
 
-  /* the rows' queries, transposed (Qt[k * BQ + r]) */
+  /* the rows' queries times the scale (and log2 e without a softcap: the softmax runs in base 2), transposed
+     (Qt[k * BQ + r]) */
   for (int r = 0, kv = get_local_id(0); at_carry(&r, &kv, DP / VW), r < BQ; kv += WG) {
-    const AT_VT v = at_load(Q, at_row(qa, b, Ri[BQ + r], Ri[r]), r < rows, kv * VW);
+    const AT_VT v = at_load(Q, at_row(qa, b, Ri[BQ + r], Ri[r]), r < rows, kv * VW) * (USE_SOFTCAP ? SCALE : SCALE * AT_LOG2E);
     float t[VW];
     PSTORE(VW, t, 0, v)
     for (int c = 0; c < VW; ++c) Qt[(kv * VW + c) * BQ + r] = t[c];
   }
 
   /* the key tiles some row sees, and this split's share of them */
-  int jlo = LK, jhi = -1;
+  int jlo = LK, jhi = -1, loMax = -1, hiMin = LK;
   for (int r = 0; r < rows; ++r) {
     jlo = min(jlo, Ri[2 * BQ + r]);
     jhi = max(jhi, Ri[3 * BQ + r]);
+    loMax = max(loMax, Ri[2 * BQ + r]);
+    hiMin = min(hiMin, Ri[3 * BQ + r]);
   }
   const int first = jlo <= jhi ? jlo / BK : 0, count = jlo <= jhi ? jhi / BK - first + 1 : 0;
   const int share = (count + KVS - 1) / KVS;
   const int begin = first + split * share, end = min(first + count, begin + share);
 
-  for (int kt = begin; kt < end; ++kt) {
+  const int bh = b * HQ + hy;
+  for (int kt = at_next_key_tile(map, bh, t0, begin, end, NQB, NKB); kt < end; kt = at_next_key_tile(map, bh, t0, kt + 1, end, NQB, NKB)) {
     const int k0 = kt * BK, kvalid = min(BK, LK - k0);
-#if SPARSE
-    if (!at_selected(map, b * HQ + hy, t0, k0, NQB, NKB)) continue;
-#endif
     barrier(CLK_LOCAL_MEM_FENCE);
     at_stage(Ks, K, at_row(ka, b, hk, k0), ka.s3, BK, kvalid, 0);
     at_stage(Vs, V, at_row(va, b, hk, k0), va.s3, BK, kvalid, 0);
     barrier(CLK_LOCAL_MEM_FENCE);
     at_dot(Zt, Qt, BQ, Ks, BK);
     barrier(CLK_LOCAL_MEM_FENCE);
-    /* online softmax, 16 rows per step: masked scores, the new maximum, the probabilities, the rescaled sums */
+    /* online softmax in base 2, 16 rows per step: masked scores, the new maximum, the probabilities, the rescaled
+       sums. A tile every row sees whole needs no mask (rows past the last are never stored). */
+    const int whole = kvalid == BK && loMax <= k0 && hiMin >= k0 + BK - 1;
     for (int q = get_local_id(0) * 16; q < BQ; q += WG * 16) {
       const int16 lo = vload16(0, Ri + 2 * BQ + q), hi = vload16(0, Ri + 3 * BQ + q);
       const float16 m0 = vload16(0, St + q);
       float16 mx = (float16)(-INFINITY);
-      for (int j = 0; j < kvalid; ++j) {
-        const int key = k0 + j;
-        const float16 s = select((float16)(-INFINITY), at_cap(vload16(0, Zt + j * BQ + q) * SCALE), (lo <= (int16)(key)) & (hi >= (int16)(key)));
-        vstore16(s, 0, Zt + j * BQ + q);
-        mx = fmax(mx, s);
+      if (whole && !USE_SOFTCAP) {
+        for (int j = 0; j < BK; ++j) mx = fmax(mx, vload16(0, Zt + j * BQ + q));
+      } else {
+        for (int j = 0; j < kvalid; ++j) {
+          const int key = k0 + j;
+          const float16 s = select((float16)(-INFINITY), at_cap(vload16(0, Zt + j * BQ + q)) * (USE_SOFTCAP ? AT_LOG2E : 1.0f),
+                                   (lo <= (int16)(key)) & (hi >= (int16)(key)));
+          vstore16(s, 0, Zt + j * BQ + q);
+          mx = fmax(mx, s);
+        }
       }
       const float16 mn = fmax(m0, mx);
       const float16 ms = select(mn, (float16)(0.0f), isinf(mn));
-      const float16 alpha = exp(m0 - ms);
+      const float16 alpha = exp2(m0 - ms);
       float16 l = vload16(0, St + BQ + q) * alpha;
       for (int j = 0; j < kvalid; ++j) {
-        const float16 p = exp(vload16(0, Zt + j * BQ + q) - ms);
+        const float16 p = exp2(vload16(0, Zt + j * BQ + q) - ms);
         vstore16(p, 0, Zt + j * BQ + q);
         l += p;
       }
       for (int j = kvalid; j < BK; ++j) vstore16((float16)(0.0f), 0, Zt + j * BQ + q);
       vstore16(mn, 0, St + q);
       vstore16(l, 0, St + BQ + q);
-      float a[16];
-      PSTORE16(a, 0, alpha)
-      for (int c = 0; c < 16; ++c)
-        for (int k = 0; k < DP; k += VW) FSTORE(VW, Oa, (q + c) * DP + k, FLOAD(VW, Oa, (q + c) * DP + k) * a[c]);
+      /* rescale the rows whose maximum grew (after the first tiles, seldom any) */
+      if (any(alpha != (float16)(1.0f))) {
+        float a[16];
+        PSTORE16(a, 0, alpha)
+        for (int c = 0; c < 16; ++c)
+          for (int k = 0; k < DP; k += VW) FSTORE(VW, Oa, (q + c) * DP + k, FLOAD(VW, Oa, (q + c) * DP + k) * a[c]);
+      }
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     at_accumulate(Oa, Zt, 1, BQ, Vs, BQ, BK);
@@ -117,7 +128,7 @@ void attn_forward(const int BATCH, const int LQ, const int LK, const int HQ, con
   for (int r = get_local_id(0); r < rows; r += WG) {
     const int i = Ri[r], h = Ri[BQ + r];
     const float m = St[r], l = St[BQ + r];
-    const float lse = l > 0.0f ? m + log(l) : -INFINITY, f = l > 0.0f ? 1.0f / l : 0.0f;
+    const float lse = l > 0.0f ? (m + log2(l)) * AT_LN2 : -INFINITY, f = l > 0.0f ? 1.0f / l : 0.0f;
     const long row = (long)(b * HQ + h) * LQ + i;
     if (KVS == 1) {
       at_store_row(O, at_row(oa, b, h, i), Oa + r * DP, f);

@@ -95,6 +95,9 @@
 
 #define AT_VT FLOATV(VW)
 
+#define AT_LOG2E 1.44269504088896341f
+#define AT_LN2 0.693147180559945309f
+
 /* the element of row i of head h of batch b of a tensor placed at `at` */
 inline long at_row(const long4 at, const int b, const int h, const long i) { return at.s0 + b * at.s1 + h * at.s2 + i * at.s3; }
 
@@ -242,4 +245,21 @@ inline int at_selected(const __global uchar* map, const int bh, const int i, con
 #else
   return 1;
 #endif
+}
+
+/* The first key tile from kt (below end) that the block map selects for the query tile at row q0 of head bh, or
+   end; the first query tile from qt (below end) that selects the key tile at key k0. The tile loops step through
+   these (no `continue` past a barrier: every work-item of the group takes the same path, and PoCL's barrier
+   handling prefers loops without early exits around them). */
+inline int at_next_key_tile(const __global uchar* map, const int bh, const int q0, int kt, const int end, const int NQB, const int NKB) {
+#if SPARSE
+  while (kt < end && !at_selected(map, bh, q0, kt * BK, NQB, NKB)) ++kt;
+#endif
+  return kt;
+}
+inline int at_next_query_tile(const __global uchar* map, const int bh, int qt, const int end, const int k0, const int NQB, const int NKB) {
+#if SPARSE
+  while (qt < end && !at_selected(map, bh, qt * BQ, k0, NQB, NKB)) ++qt;
+#endif
+  return qt;
 }

@@ -131,6 +131,9 @@ struct BenchOptions: ParsableArguments {
     @Option(name: .customLong("skip"), help: ArgumentHelp("Skip the baseline of this name (repeatable), e.g. --skip clblast.", valueName: "name"))
     var skipped: [String] = []
     @Option(help: "Seed of the inputs.") var seed: UInt64 = 42
+    @Option(name: .customLong("pass"),
+            help: ArgumentHelp("Time one kernel role alone (attention and cce: forward or backward; the roles it needs run first, untimed), with that role's baselines.", valueName: "role"))
+    var pass: String?
 
     func validate() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
@@ -165,6 +168,8 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
         let device: String
         let database: DatabaseOrigin
         let problem: Family.Problem
+        /// The role timed alone (nil: the whole call).
+        let pass: String?
         let results: [BenchResult]
     }
 
@@ -174,12 +179,16 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
         let family = try Family(context: context)
         try family.check(problem)
         progress("bench \(Family.name) \(problem) on \(context.device.name) (database: \(family.core.origin.summary))")
+        if let pass = bench.pass, Family.role(named: pass) == nil {
+            throw ValidationError("--pass \(pass): \(Family.name) has the roles " + Family.roles.map(\.name).joined(separator: ", "))
+        }
         let harness = try family.harness(problem, seed: bench.seed)
-        let work = Family.work(problem)
+        let work = harness.work(role: bench.pass)
 
         // Rows: ours (the dispatcher's choice), each --config, each baseline; timed once per round, interleaved.
         let extra = try bench.configs.map { try decodeConfigurations($0) }
-        var baselines = harness.baselines() + BaselineRegistry.baselines(for: Family.self, harness: harness, problem: problem)
+        var baselines = harness.baselines(role: bench.pass)
+            + (bench.pass == nil ? BaselineRegistry.baselines(for: Family.self, harness: harness, problem: problem) : [])
         let unknown = bench.skipped.filter { name in !baselines.contains { $0.name == name } }
         guard unknown.isEmpty else {
             throw ValidationError("--skip \(unknown.joined(separator: ", ")): no such baseline of \(Family.name) \(problem); its baselines are "
@@ -204,7 +213,7 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
             for row in 0..<(configurations.count + baselines.count) where errors[row] == nil {
                 do {
                     if row < configurations.count {
-                        measurements[row].append(try harness.measure(configurations[row], role: nil, repetitions: bench.repetitions))
+                        measurements[row].append(try harness.measure(configurations[row], role: bench.pass, repetitions: bench.repetitions))
                     } else {
                         baselineRuns[row - configurations.count].append(try baselines[row - configurations.count].measure(bench.repetitions))
                     }
@@ -253,10 +262,10 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
             progress("  \(result.name): " + (result.seconds.map { result.work.rate($0) } ?? "-") + (result.error.map { " (\($0))" } ?? ""))
         }
 
-        let report = Report(kernel: Family.name, device: context.device.name, database: family.core.origin, problem: problem, results: results)
+        let report = Report(kernel: Family.name, device: context.device.name, database: family.core.origin, problem: problem, pass: bench.pass, results: results)
         if output.json { try printJSON(report); return }
         let ours = results[0].seconds ?? .nan
-        print("\(Family.name) \(problem) on \(context.device.name)")
+        print("\(Family.name) \(problem)" + (bench.pass.map { " (\($0) pass alone)" } ?? "") + " on \(context.device.name)")
         print(table(["implementation", "seconds", "GFLOP/s", "GB/s", "ours is x faster", "max abs error", "peak device MiB"], results.map { r in
             [r.name, format(r.seconds, 5), format(r.gflops, 1), format(r.gbps, 1),
              r.isWrong ? "WRONG" : r.seconds.map { format($0 / ours, 2) } ?? "-",

@@ -111,6 +111,9 @@ public protocol KernelHarness: AnyObject {
     func check() throws -> Check
     /// The family's comparison implementations on the same data.
     func baselines() -> [Baseline]
+    /// The comparison implementations of `role` alone (nil: of the whole call, ``baselines()``); by default none
+    /// for a role.
+    func baselines(role: String?) -> [Baseline]
     /// Named figures of the last measured runs beyond time and error (`skipped_tile_fraction`...), reported by
     /// `autotune bench` in the row; called after the final check of ``measure(_:warmup:repetitions:minimumSeconds:cutoff:)``.
     func metrics() throws -> [String: Double]
@@ -118,6 +121,7 @@ public protocol KernelHarness: AnyObject {
 
 extension KernelHarness {
     public func baselines() -> [Baseline] { [] }
+    public func baselines(role: String?) -> [Baseline] { role == nil ? baselines() : [] }
     public func work(role: String?) -> Work { work }
     public func prepare(_ configurations: [Configuration], role: String?) throws {}
 
