@@ -12,7 +12,7 @@
  * (b * HQ + h) * LQ + i of stride DP), which attn_forward_combine merges.
  * The scores are kept transposed (Zt[key * BQ + row]): the online softmax runs 16 rows per step.
  * NDRange: global (ceil(rows / BQ) * WG, BATCH * (PACK ? HQ / GROUP : HQ), KVS), local (WG, 1, 1).
- * Local: Qt DP*BQ, Ks BK*DP, Vs BK*DP, Zt BK*BQ, Oa BQ*DP, St 2*BQ floats (max, sum); Ri 4*BQ ints (position,
+ * Local: Qt DP*BQ, Ks BK*DP, Vs BK*DP, Zt BK*BQ, Oa BQ*DP, St 3*BQ floats (max, sum, rescale); Ri 4*BQ ints (position,
  * head, first and last visible key).
  */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
@@ -55,10 +55,11 @@ void attn_forward(const int BATCH, const int LQ, const int LK, const int HQ, con
   /* the rows' queries times the scale (and log2 e without a softcap: the softmax runs in base 2), transposed
      (Qt[k * BQ + r]) */
   for (int r = 0, kv = get_local_id(0); at_carry(&r, &kv, DP / VW), r < BQ; kv += WG) {
-    const AT_VT v = at_load(Q, at_row(qa, b, Ri[BQ + r], Ri[r]), r < rows, kv * VW) * (USE_SOFTCAP ? SCALE : SCALE * AT_LOG2E);
-    float t[VW];
-    PSTORE(VW, t, 0, v)
-    for (int c = 0; c < VW; ++c) Qt[(kv * VW + c) * BQ + r] = t[c];
+    const long row = at_row(qa, b, Ri[BQ + r], Ri[r]);
+    for (int c = 0; c < VW; ++c) {
+      const int k = kv * VW + c;
+      Qt[k * BQ + r] = (r < rows && k < D) ? LOADF1(Q, row + k) * (USE_SOFTCAP ? SCALE : SCALE * AT_LOG2E) : 0.0f;
+    }
   }
 
   /* the key tiles some row sees, and this split's share of them */
@@ -114,10 +115,11 @@ void attn_forward(const int BATCH, const int LQ, const int LK, const int HQ, con
       vstore16(l, 0, St + BQ + q);
       /* rescale the rows whose maximum grew (after the first tiles, seldom any) */
       if (any(alpha != (float16)(1.0f))) {
-        float a[16];
-        PSTORE16(a, 0, alpha)
-        for (int c = 0; c < 16; ++c)
-          for (int k = 0; k < DP; k += VW) FSTORE(VW, Oa, (q + c) * DP + k, FLOAD(VW, Oa, (q + c) * DP + k) * a[c]);
+        vstore16(alpha, 0, St + 2 * BQ + q);
+        for (int c = 0; c < 16; ++c) {
+          const float a = St[2 * BQ + q + c];
+          for (int k = 0; k < DP; k += VW) FSTORE(VW, Oa, (q + c) * DP + k, FLOAD(VW, Oa, (q + c) * DP + k) * a);
+        }
       }
     }
     barrier(CLK_LOCAL_MEM_FENCE);

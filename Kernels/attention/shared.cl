@@ -145,13 +145,14 @@ inline AT_VT at_load(const __global real* X, const long row, const int exists, c
 inline void at_stage(__local float* dst, const __global real* X, const long first, const long stride, const int count,
                      const int valid, const int transposed) {
   for (int r = 0, kv = get_local_id(0); at_carry(&r, &kv, DP / VW), r < count; kv += WG) {
-    const AT_VT v = at_load(X, first + r * stride, r < valid, kv * VW);
     if (transposed) {
-      float t[VW];
-      PSTORE(VW, t, 0, v)
-      for (int c = 0; c < VW; ++c) dst[(kv * VW + c) * count + r] = t[c];
+      /* element by element (a vector split into a private array loses oclgrind's track of initialized lanes) */
+      for (int c = 0; c < VW; ++c) {
+        const int k = kv * VW + c;
+        dst[k * count + r] = (r < valid && k < D) ? LOADF1(X, first + r * stride + k) : 0.0f;
+      }
     } else {
-      FSTORE(VW, dst, r * DP + kv * VW, v);
+      FSTORE(VW, dst, r * DP + kv * VW, at_load(X, first + r * stride, r < valid, kv * VW));
     }
   }
 }

@@ -146,6 +146,18 @@ import Testing
         }
     }
 
+    /// The CPU's kind of configuration (one work-item, 16-wide vectors, key splits, packed query heads of a group) and
+    /// a multi-work-item one under oclgrind: no invalid access, race or uninitialized value.
+    @Test func cpuConfigurationsRunCleanUnderOclgrind() throws {
+        let forward = #"{"variant":"forward","BQ":16,"BK":16,"VW":16,"MR":1,"NR":4,"PMR":4,"PNV":1,"WG":1,"KVS":2,"PACK":1}"#
+        let backward = #"{"variant":"backward","BQ":16,"BK":32,"VW":16,"MR":2,"NR":4,"PMR":4,"PNV":1,"WG":1,"KS":2}"#
+        try OclgrindTests.expectClean(["verify", "attention", "--heads", "4", "--kv-heads", "2", "--seq", "3", "--kv-seq", "45", "--dim", "9",
+                                       "--causal", "--softcap", "4", "--config", forward, "--config", backward])
+        let sparse = #"{"variant":"forward","BQ":16,"BK":16,"VW":4,"MR":2,"NR":8,"PMR":8,"PNV":2,"WG":4,"KVS":1,"PACK":0}"#
+        try OclgrindTests.expectClean(["verify", "attention", "--heads", "2", "--seq", "40", "--kv-seq", "35", "--dim", "8", "--mode", "block-sparse",
+                                       "--block", "32", "--config", sparse])
+    }
+
     /// Bad problems and bad calls are thrown with a message naming what is wrong.
     @Test func badInputsAreRefused() throws {
         let attention = try #require(Self.attention)

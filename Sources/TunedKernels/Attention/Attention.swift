@@ -190,7 +190,7 @@ public final class Attention: KernelFamily, @unchecked Sendable {
         let (bq, bk) = (v["BQ"]!, v["BK"]!)
         let dp = paddedDim(problem.dim, vw: v["VW"]!, pnv: v["PNV"]!)
         return role == "backward" ? 5 * bk * dp + 2 * bq * dp + 2 * bq * bk + 2 * bq
-                                  : 2 * bq * dp + 2 * bk * dp + bk * bq + 6 * bq
+                                  : 2 * bq * dp + 2 * bk * dp + bk * bq + 7 * bq
     }
 
     public func defaults(for problem: AttentionProblem, role: KernelRole, given: [String: Configuration]) -> [Configuration] {
@@ -294,7 +294,7 @@ public final class Attention: KernelFamily, @unchecked Sendable {
                         try argument(v.buffer), v.placement(heads: hkv, rows: lk, dim: d), try argument(o.buffer), o.placement(heads: hq, rows: lq, dim: d),
                         lse, opart, lpart, mapArgument, Int32(nqb), Int32(nkb),
                         LocalMemory(bytes: dp * bq * 4), LocalMemory(bytes: bk * dp * 4), LocalMemory(bytes: bk * dp * 4),
-                        LocalMemory(bytes: bk * bq * 4), LocalMemory(bytes: bq * dp * 4), LocalMemory(bytes: 2 * bq * 4), LocalMemory(bytes: 4 * bq * 4)]))
+                        LocalMemory(bytes: bk * bq * 4), LocalMemory(bytes: bq * dp * 4), LocalMemory(bytes: 3 * bq * 4), LocalMemory(bytes: 4 * bq * 4)]))
         if kvs > 1 {
             events.append(try core.kernel("attn_forward_combine", options: options, files: files).launch(
                 on: context.queue, global: [roundUp(nrows, 64)], local: [64],
