@@ -21,11 +21,23 @@ extension AttentionHarness {
     /// backward from the kept P: GEMMs for dV = Pᵀ dO and dP = dO Vᵀ, a softmax-gradient kernel, GEMMs for dQ = dS K and
     /// dK = dSᵀ Q (fp16 storage runs fp16 GEMMs; fp32 and bfloat16, which the GEMM does not store, fp32 GEMMs on fp32
     /// copies made once). `dense` (block-sparse problems): our dense kernels on the same data (not checked: its
-    /// result is dense attention's).
+    /// result is dense attention's). `stream-read` (decoding shapes): the device's streaming read of the bytes one
+    /// forward moves.
     public func baselines(role: String?) -> [Baseline] {
         var list = [Baseline(name: "materialized") { repetitions in try self.materialized(role: role, repetitions: repetitions) }]
         if problem.mode == .blockSparse {
             list.append(Baseline(name: "dense") { repetitions in try self.dense(role: role, repetitions: repetitions) })
+        }
+        // Decoding (a few query rows per key/value head) is memory-bound: the device's tuned streaming read of the
+        // bytes a forward moves is the time it cannot beat.
+        if role != "backward", problem.seq * problem.group <= 16 {
+            let bytes = Attention.work(problem).bytes
+            var bandwidth: Bandwidth?
+            list.append(Baseline(name: "stream-read") { repetitions in
+                if bandwidth == nil { bandwidth = try Bandwidth(context: self.context) }
+                return Baseline.Result(seconds: try bandwidth!.streamingReadSeconds(bytes: bytes, repetitions: repetitions), check: nil,
+                                       work: Work(flops: 0, bytes: bytes))
+            })
         }
         return list
     }
