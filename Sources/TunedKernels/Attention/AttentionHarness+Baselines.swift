@@ -99,14 +99,7 @@ extension AttentionHarness {
         // Warm-up (builds the kernels); a backward alone starts from a forward's P, made once.
         try runForward()
         try step()
-        var times: [Double] = []
-        for _ in 0..<max(repetitions, 1) {
-            if !forward {
-                try runForward()
-                try context.queue.finish()
-            }
-            times.append(try Self.time { try step() })
-        }
+        let times = try timedSteps(repetitions: repetitions, forward: forward, runForward: runForward, step: step)
         let peak = context.memory.peakBytes
         var parts: [String: Check] = [:]
         if forward {
@@ -147,6 +140,14 @@ extension AttentionHarness {
         try runForward()
         try step()
         context.memory.resetPeak()
+        let times = try timedSteps(repetitions: repetitions, forward: forward, runForward: runForward, step: step)
+        return Baseline.Result(seconds: median(times), check: nil, peakDeviceBytes: context.memory.peakBytes,
+                               labels: ["note": "dense attention on the same data (not checked against the block-sparse reference)"])
+    }
+
+    /// Wall-clock seconds of `repetitions` steps; a backward alone (`forward` false) gets a fresh forward before each,
+    /// untimed.
+    private func timedSteps(repetitions: Int, forward: Bool, runForward: () throws -> Void, step: () throws -> Void) throws -> [Double] {
         var times: [Double] = []
         for _ in 0..<max(repetitions, 1) {
             if !forward {
@@ -155,7 +156,6 @@ extension AttentionHarness {
             }
             times.append(try Self.time { try step() })
         }
-        return Baseline.Result(seconds: median(times), check: nil, peakDeviceBytes: context.memory.peakBytes,
-                               labels: ["note": "dense attention on the same data (not checked against the block-sparse reference)"])
+        return times
     }
 }
