@@ -74,7 +74,7 @@ void attn_forward(const int BATCH, const int LQ, const int LK, const int HQ, con
   const int share = (count + KVS - 1) / KVS;
   const int begin = first + split * share, end = min(first + count, begin + share);
 
-  const int bh = b * HQ + hy;
+  const int bh = b * HQ + hy;  /* the query head's map (block-sparse tiles never PACK, so hy is a query head) */
   for (int kt = at_next_key_tile(map, bh, t0, begin, end, NQB, NKB); kt < end; kt = at_next_key_tile(map, bh, t0, kt + 1, end, NQB, NKB)) {
     const int k0 = kt * BK, kvalid = min(BK, LK - k0);
     barrier(CLK_LOCAL_MEM_FENCE);

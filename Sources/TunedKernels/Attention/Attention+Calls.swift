@@ -113,7 +113,7 @@ extension Attention {
 
     /// A Q-shaped (`queries`) or K-shaped operand of the problem's storage format.
     func checkOperand(_ operand: AttentionOperand, _ name: String, _ problem: AttentionProblem, queries: Bool, output: Bool) throws {
-        if let message = operand.problem(named: name, batch: problem.batch, heads: queries ? problem.heads : problem.keyHeads,
+        if let message = operand.refusal(named: name, batch: problem.batch, heads: queries ? problem.heads : problem.keyHeads,
                                          rows: queries ? problem.seq : problem.keys, dim: problem.dim, format: problem.precision,
                                          context: context, output: output) {
             throw AttentionError.buffer(message)

@@ -166,8 +166,7 @@ public final class Attention: KernelFamily, @unchecked Sendable {
         ] + limits.workGroupConstraints(["WG"]) { ($0["WG"]!, 1) }
         if backward {
             constraints.append(.divides("BK % PMR == 0", ["BK", "PMR"], { $0["BK"]! }, { $0["PMR"]! }))
-            let tiles = ceilDiv(problem.keys, 16)
-            constraints.append(Constraint("KS <= key tiles", ["KS", "BK"]) { v in v["KS"]! == 1 || v["KS"]! <= ceilDiv(problem.keys, v["BK"]!) && v["KS"]! <= tiles })
+            constraints.append(Constraint("KS <= key tiles", ["KS", "BK"]) { v in v["KS"]! == 1 || v["KS"]! <= ceilDiv(problem.keys, v["BK"]!) })
         } else {
             constraints.append(Constraint("KVS <= key tiles", ["KVS", "BK"]) { v in v["KVS"]! == 1 || v["KVS"]! <= ceilDiv(problem.keys, v["BK"]!) })
             let group = problem.group, sparse = problem.mode == .blockSparse
@@ -217,8 +216,8 @@ public final class Attention: KernelFamily, @unchecked Sendable {
             if backward {
                 groups = problem.batch * problem.keyHeads
                 let tiles = ceilDiv(problem.keys, bk)
-                values["KS"] = min(16, tiles, max(1, ceilDiv(target, groups)))
-                values["KS"] = [16, 8, 4, 2, 1].first { $0 <= values["KS"]! }!
+                let wanted = max(1, ceilDiv(target, groups))
+                values["KS"] = [16, 8, 4, 2, 1].first { $0 <= min(wanted, tiles) }!
             } else {
                 let pack = problem.group > 1 && problem.mode == .dense && problem.seq * problem.group <= bq
                 values["PACK"] = pack ? 1 : 0

@@ -91,15 +91,7 @@ extension AttentionHarness {
             try gemm.run(gemmProblem(rows, d, lk, .nn), a: matrix(dp, columns: lk, rows: rows), b: matrix(k, columns: d, rows: lk), c: matrix(dQ, columns: d, rows: rows))
             try gemm.run(gemmProblem(lk, d, rows, .tn), a: matrix(dp, columns: lk, rows: rows), b: matrix(q, columns: d, rows: rows), c: matrix(dK, columns: d, rows: lk))
         }
-        func step() throws {
-            if forward { try runForward() }
-            if backward { try runBackward() }
-            try context.queue.finish()
-        }
-        // Warm-up (builds the kernels); a backward alone starts from a forward's P, made once.
-        try runForward()
-        try step()
-        let times = try timedSteps(repetitions: repetitions, forward: forward, runForward: runForward, step: step)
+        let times = try timedSteps(role: role, repetitions: repetitions, runForward: runForward, runBackward: runBackward)
         let peak = context.memory.peakBytes
         var parts: [String: Check] = [:]
         if forward {
@@ -131,30 +123,29 @@ extension AttentionHarness {
             try family.backward(dense, q: operand(q), k: operand(k), v: operand(v), forward: saved!, dO: operand(dO), dQ: AttentionOperand(dQ),
                                 dK: AttentionOperand(dK), dV: AttentionOperand(dV), checkInputs: false)
         }
+        context.memory.resetPeak()
+        let times = try timedSteps(role: role, repetitions: repetitions, runForward: runForward, runBackward: runBackward)
+        return Baseline.Result(seconds: median(times), check: nil, peakDeviceBytes: context.memory.peakBytes,
+                               labels: ["note": "dense attention on the same data (not checked against the block-sparse reference)"])
+    }
+
+    /// Wall-clock seconds of `repetitions` calls of `role` (nil: a forward then a backward), after one warm-up call
+    /// that builds the kernels; a backward alone gets a fresh forward before each call, untimed.
+    private func timedSteps(role: String?, repetitions: Int, runForward: () throws -> Void, runBackward: () throws -> Void) throws -> [Double] {
         let forward = role != "backward", backward = role != "forward"
         func step() throws {
             if forward { try runForward() }
             if backward { try runBackward() }
             try context.queue.finish()
         }
-        try runForward()
-        try step()
-        context.memory.resetPeak()
-        let times = try timedSteps(repetitions: repetitions, forward: forward, runForward: runForward, step: step)
-        return Baseline.Result(seconds: median(times), check: nil, peakDeviceBytes: context.memory.peakBytes,
-                               labels: ["note": "dense attention on the same data (not checked against the block-sparse reference)"])
-    }
-
-    /// Wall-clock seconds of `repetitions` steps; a backward alone (`forward` false) gets a fresh forward before each,
-    /// untimed.
-    private func timedSteps(repetitions: Int, forward: Bool, runForward: () throws -> Void, step: () throws -> Void) throws -> [Double] {
         var times: [Double] = []
-        for _ in 0..<max(repetitions, 1) {
+        for repetition in -1..<max(repetitions, 1) {
             if !forward {
                 try runForward()
                 try context.queue.finish()
             }
-            times.append(try Self.time { try step() })
+            let seconds = try Self.time { try step() }
+            if repetition >= 0 { times.append(seconds) }
         }
         return times
     }

@@ -33,7 +33,7 @@ public struct AttentionOperand: Sendable {
 
     /// Why this operand cannot hold `[batch, heads, rows, dim]` of `format` (nil when it can): the format, the
     /// context, negative strides, an element beyond the buffer, and for an output, two elements at one place.
-    func problem(named name: String, batch: Int, heads: Int, rows: Int, dim: Int, format: ElementFormat, context: Context,
+    func refusal(named name: String, batch: Int, heads: Int, rows: Int, dim: Int, format: ElementFormat, context: Context,
                  output: Bool) -> String? {
         guard tensor.format == format else {
             return "\(name) is a \(tensor.format) tensor; the problem's storage is \(format) (\(format.storageTypeName) elements)"
