@@ -172,3 +172,117 @@ __kernel void attn_forward_combine(const int NROWS, const int LQ, const int HQ, 
   for (int k = 0; k < D; ++k) STORE1(O, o + k, acc[k] * f);
   LSE[row] = sum > 0.0f ? m + log(sum) : -INFINITY;
 }
+
+/*
+ * attn_decode (the forward role's `decode` variant): decoding, one work-item per work-group (s, y), y = b * HKV + hk:
+ * the R = GROUP * LQ rows (at most 16) of the query heads of key/value head hk against split s of the keys they
+ * see (a contiguous share of the BK-key tiles). Nothing is staged: a key's row is read once from memory as DP / VW
+ * vectors and dotted with every row's query (kept in local memory, fp32, times the scale and log2 e), the dot
+ * products summed across lanes; the probabilities then weight V's rows the same way, a row of O at a time in
+ * registers. Memory-bound by design: K and V are read once per split.
+ * Rows as attn_forward's PACK: row t is query head hk * GROUP + t / LQ at position t % LQ. Output as attn_forward
+ * (KVS > 1: normalized partial rows and their LSE for attn_forward_combine).
+ * NDRange: global (KVS, BATCH * HQ / GROUP), local (1, 1).
+ * Local: Qs 16*DP, Oa 16*DP, S 16*BK, St 3*16 floats; Ri 4*16 ints.
+ */
+__kernel __attribute__((reqd_work_group_size(1, 1, 1)))
+void attn_decode(const int BATCH, const int LQ, const int LK, const int HQ, const int GROUP,
+                 const __global real* Q, const long4 qa, const __global real* K, const long4 ka,
+                 const __global real* V, const long4 va, __global real* O, const long4 oa, __global float* LSE,
+                 __global float* Opart, __global float* Lpart,
+                 __local float* Qs, __local float* Oa, __local float* S, __local float* St, __local int* Ri)
+{
+  const int OFF = LK - LQ;
+  const int split = get_group_id(0), y = get_group_id(1);
+  const int hkv = HQ / GROUP;
+  const int b = y / hkv, hk = y - b * hkv;
+  const int R = GROUP * LQ;
+  int jlo = LK, jhi = -1;
+  for (int r = 0, g = 0, i = 0; r < R; ++r) {
+    Ri[r] = i;
+    Ri[16 + r] = hk * GROUP + g;
+    Ri[32 + r] = at_lo(i, OFF);
+    Ri[48 + r] = at_hi(i, OFF, LK);
+    jlo = min(jlo, Ri[32 + r]);
+    jhi = max(jhi, Ri[48 + r]);
+    St[r] = -INFINITY;
+    St[16 + r] = 0.0f;
+    const long row = at_row(qa, b, Ri[16 + r], i);
+    for (int k = 0; k < DP; ++k) {
+      Qs[r * DP + k] = k < D ? LOADF1(Q, row + k) * (USE_SOFTCAP ? SCALE : SCALE * AT_LOG2E) : 0.0f;
+      Oa[r * DP + k] = 0.0f;
+    }
+    if (++i == LQ) {
+      i = 0;
+      ++g;
+    }
+  }
+  const int first = jlo <= jhi ? jlo / BK : 0, count = jlo <= jhi ? jhi / BK - first + 1 : 0;
+  const int share = (count + KVS - 1) / KVS;
+  const int begin = first + split * share, end = min(first + count, begin + share);
+  for (int kt = begin; kt < end; ++kt) {
+    const int k0 = kt * BK, kvalid = min(BK, LK - k0);
+    /* the scores, a row's query in registers against each key of the tile */
+    for (int r = 0; r < R; ++r) {
+      AT_VT qv[DP / VW];
+      for (int v = 0; v < DP / VW; ++v) qv[v] = FLOAD(VW, Qs, r * DP + v * VW);
+      for (int j = 0; j < kvalid; ++j) {
+        const long row = at_row(ka, b, hk, k0 + j);
+        AT_VT acc = (AT_VT)(0.0f);
+        for (int v = 0; v < DP / VW; ++v) acc = MADD(qv[v], at_load(K, row, 1, v * VW), acc);
+        S[r * BK + j] = AT_HSUM(acc);
+      }
+      for (int j = kvalid; j < BK; ++j) S[r * BK + j] = 0.0f;
+    }
+    /* online softmax per row, 16 keys at a time */
+    for (int r = 0; r < R; ++r) {
+      const int lo = Ri[32 + r], hi = Ri[48 + r];
+      float16 mx = (float16)(-INFINITY);
+      for (int j = 0; j < BK; j += 16) {
+        const int16 key = (int16)(k0 + j) + AT_LANES;
+        const float16 s = select((float16)(-INFINITY), at_cap(vload16(0, S + r * BK + j)) * (USE_SOFTCAP ? AT_LOG2E : 1.0f),
+                                 (key >= (int16)(lo)) & (key <= (int16)(hi)) & (key < (int16)(k0 + kvalid)));
+        vstore16(s, 0, S + r * BK + j);
+        mx = fmax(mx, s);
+      }
+      const float m0 = St[r], mn = fmax(m0, AT_HMAX16(mx));
+      const float ms = mn == -INFINITY ? 0.0f : mn;
+      const float alpha = exp2(m0 - ms);
+      float16 l = (float16)(0.0f);
+      for (int j = 0; j < BK; j += 16) {
+        const float16 p = exp2(vload16(0, S + r * BK + j) - ms);
+        vstore16(p, 0, S + r * BK + j);
+        l += p;
+      }
+      St[r] = mn;
+      St[16 + r] = St[16 + r] * alpha + AT_HSUM16(l);
+      St[32 + r] = alpha;
+    }
+    /* O += P V, a row of O at a time in registers */
+    for (int r = 0; r < R; ++r) {
+      AT_VT acc[DP / VW];
+      const float alpha = St[32 + r];
+      for (int v = 0; v < DP / VW; ++v) acc[v] = FLOAD(VW, Oa, r * DP + v * VW) * alpha;
+      for (int j = 0; j < kvalid; ++j) {
+        const long row = at_row(va, b, hk, k0 + j);
+        const AT_VT p = (AT_VT)(S[r * BK + j]);
+        for (int v = 0; v < DP / VW; ++v) acc[v] = MADD(p, at_load(V, row, 1, v * VW), acc[v]);
+      }
+      for (int v = 0; v < DP / VW; ++v) FSTORE(VW, Oa, r * DP + v * VW, acc[v]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    const int i = Ri[r], h = Ri[16 + r];
+    const float m = St[r], l = St[16 + r];
+    const float lse = l > 0.0f ? (m + log2(l)) * AT_LN2 : -INFINITY, f = l > 0.0f ? 1.0f / l : 0.0f;
+    const long row = (long)(b * HQ + h) * LQ + i;
+    if (KVS == 1) {
+      at_store_row(O, at_row(oa, b, h, i), Oa + r * DP, f);
+      LSE[row] = lse;
+    } else {
+      const long part = (long)split * BATCH * HQ * LQ + row;
+      for (int k = 0; k < DP; ++k) Opart[part * DP + k] = Oa[r * DP + k] * f;
+      Lpart[part] = lse;
+    }
+  }
+}

@@ -115,6 +115,25 @@ inline void at_carry(int* a, int* b, const int B) {
 inline int at_lo(const int i, const int OFF) { return AT_LO ? max(0, i + OFF - LO_OFF) : 0; }
 inline int at_hi(const int i, const int OFF, const int LK) { return AT_HI ? min(LK - 1, i + OFF + HI_OFF) : LK - 1; }
 
+/* horizontal sums and maximum, by components (pairwise; oclgrind's shadow memory loses track of the .lo/.hi halves
+   of wide vectors) */
+inline float at_hsum1(float v) { return v; }
+inline float at_hsum2(float2 v) { return v.s0 + v.s1; }
+inline float at_hsum4(float4 v) { return (v.s0 + v.s1) + (v.s2 + v.s3); }
+inline float at_hsum8(float8 v) { return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7)); }
+inline float at_hsum16(float16 v) {
+  return (((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7)))
+       + (((v.s8 + v.s9) + (v.sa + v.sb)) + ((v.sc + v.sd) + (v.se + v.sf)));
+}
+#define AT_HSUM(v) CL_CAT(at_hsum, VW)(v)
+#define AT_HSUM16(v) at_hsum16(v)
+inline float at_hmax16(float16 v) {
+  const float a = fmax(fmax(fmax(v.s0, v.s1), fmax(v.s2, v.s3)), fmax(fmax(v.s4, v.s5), fmax(v.s6, v.s7)));
+  const float c = fmax(fmax(fmax(v.s8, v.s9), fmax(v.sa, v.sb)), fmax(fmax(v.sc, v.sd), fmax(v.se, v.sf)));
+  return fmax(a, c);
+}
+#define AT_HMAX16(v) at_hmax16(v)
+
 /* lanes 0..15 */
 #define AT_LANES ((int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
 

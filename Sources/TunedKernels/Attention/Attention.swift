@@ -26,7 +26,7 @@ public final class Attention: KernelFamily, @unchecked Sendable {
     public static let formats: [ElementFormat] = [.half, .single, .bfloat16]
 
     public static let roles = [
-        KernelRole("forward", variants: ["forward"], sources: ["attention/shared.cl", "attention/forward.cl"],
+        KernelRole("forward", variants: ["forward", "decode"], sources: ["attention/shared.cl", "attention/forward.cl"],
                    summary: "O and the LSE: online softmax over key tiles, split along the keys and combined through the LSE for decoding"),
         KernelRole("backward", variants: ["backward"], sources: ["attention/shared.cl", "attention/backward.cl"],
                    summary: "dQ, dK, dV from the saved O and LSE: key tiles own dK and dV, dQ summed over key splits in order"),
@@ -178,7 +178,22 @@ public final class Attention: KernelFamily, @unchecked Sendable {
             let block = problem.block
             constraints.append(Constraint("BQ and BK divide the map's block \(block)", ["BQ", "BK"]) { v in block % v["BQ"]! == 0 && block % v["BK"]! == 0 })
         }
-        return [SearchSpace(variant: role.name, parameters: parameters, constraints: constraints)]
+        let tiled = SearchSpace(variant: role.name, parameters: parameters, constraints: constraints)
+        guard !backward, problem.seq * problem.group <= 16 else { return [tiled] }
+        return [tiled, decodeSpace(for: problem, limits: limits)]
+    }
+
+    /// The forward's `decode` space (decoding: at most 16 rows per key/value head, one work-item per work-group, no
+    /// staging): keys per tile (BK), vector width along D (VW), key splits (KVS).
+    static func decodeSpace(for problem: AttentionProblem, limits: DeviceLimits) -> SearchSpace {
+        let localBytes = limits.localMemoryBytes, d = problem.dim
+        return SearchSpace(variant: "decode", parameters: [Parameter("BK", [16, 32, 64, 128, 256]), Parameter("VW", [1, 4, 8, 16]),
+                                                           Parameter("KVS", [1, 2, 4, 8, 16, 32, 64])], constraints: [
+            Constraint("KVS <= key tiles", ["KVS", "BK"]) { v in v["KVS"]! == 1 || v["KVS"]! <= ceilDiv(problem.keys, v["BK"]!) },
+            Constraint("local memory of D = \(d) <= \(localBytes) bytes", ["BK", "VW"]) { v in
+                (32 * paddedDim(d, vw: v["VW"]!, pnv: 1) + 16 * v["BK"]! + 48 + 64) * 4 <= localBytes
+            },
+        ])
     }
 
     /// D as the kernels pad it: rounded up to VW x PNV.
@@ -230,7 +245,10 @@ public final class Attention: KernelFamily, @unchecked Sendable {
             return Configuration(variant: role.name, values)
         }
         let decoding = !backward && problem.seq * problem.group <= 16
-        let cpu = decoding ? [configuration(16, 64, vw: 16, wg: 1), configuration(16, 32, vw: 16, wg: 1)]
+        // Decoding on a CPU: the decode kernel on 64-key tiles, split until the device has work-groups to spare.
+        let splits = [64, 32, 16, 8, 4, 2, 1].first { $0 <= min(max(1, ceilDiv(target, problem.batch * problem.keyHeads)), ceilDiv(problem.keys, 64)) }!
+        let decode = Configuration(variant: "decode", ["BK": 64, "VW": 16, "KVS": splits])
+        let cpu = decoding ? [decode, configuration(16, 64, vw: 16, wg: 1), configuration(16, 32, vw: 16, wg: 1)]
                            : [configuration(64, 64, vw: 16, wg: 1), configuration(32, 32, vw: 16, wg: 1), configuration(16, 16, vw: 16, wg: 1)]
         let gpu = [configuration(32, 32, vw: 4, wg: 64), configuration(16, 16, vw: 4, wg: 16)]
         let last = [configuration(16, 16, vw: 1, wg: 1)]
@@ -276,24 +294,35 @@ public final class Attention: KernelFamily, @unchecked Sendable {
     func forwardKernels(_ problem: AttentionProblem, _ config: Configuration, q: AttentionOperand, k: AttentionOperand, v: AttentionOperand,
                         o: AttentionOperand, lse: DeviceBuffer<Float>, map: DeviceBuffer<UInt8>?) throws -> [Event] {
         let options = self.options(problem, config), files = self.files(config)
-        let (bq, bk, wg, kvs, pack) = (config["BQ"]!, config["BK"]!, config["WG"]!, config["KVS"]!, config["PACK"]! == 1)
-        let dp = Self.paddedDim(problem.dim, vw: config["VW"]!, pnv: config["PNV"]!)
+        let dp = Self.paddedDim(problem.dim, vw: config["VW"]!, pnv: config["PNV"] ?? 1)
+        let kvs = config["KVS"]!
         let (b, hq, hkv, lq, lk, d) = (problem.batch, problem.heads, problem.keyHeads, problem.seq, problem.keys, problem.dim)
-        let rows = pack ? problem.group * lq : lq
         let nrows = problem.queryRows
         let opart = try kvs > 1 ? core.scratch("opart", count: kvs * nrows * dp, of: Float.self) : lse
         let lpart = try kvs > 1 ? core.scratch("lpart", count: kvs * nrows, of: Float.self) : lse
         let (nqb, nkb) = problem.mapBlocks
         let mapArgument: any KernelArgument = map ?? lse
+        let placements: [any KernelArgument] = [
+            try argument(q.buffer), q.placement(heads: hq, rows: lq, dim: d), try argument(k.buffer), k.placement(heads: hkv, rows: lk, dim: d),
+            try argument(v.buffer), v.placement(heads: hkv, rows: lk, dim: d), try argument(o.buffer), o.placement(heads: hq, rows: lq, dim: d),
+            lse, opart, lpart]
+        let sizes: [any KernelArgument] = [Int32(b), Int32(lq), Int32(lk), Int32(hq), Int32(problem.group)]
         var events: [Event] = []
-        events.append(try core.kernel("attn_forward", options: options, files: files).launch(
-            on: context.queue, global: [ceilDiv(rows, bq) * wg, b * (pack ? hkv : hq), kvs], local: [wg, 1, 1],
-            arguments: [Int32(b), Int32(lq), Int32(lk), Int32(hq), Int32(problem.group),
-                        try argument(q.buffer), q.placement(heads: hq, rows: lq, dim: d), try argument(k.buffer), k.placement(heads: hkv, rows: lk, dim: d),
-                        try argument(v.buffer), v.placement(heads: hkv, rows: lk, dim: d), try argument(o.buffer), o.placement(heads: hq, rows: lq, dim: d),
-                        lse, opart, lpart, mapArgument, Int32(nqb), Int32(nkb),
-                        LocalMemory(bytes: dp * bq * 4), LocalMemory(bytes: bk * dp * 4), LocalMemory(bytes: bk * dp * 4),
-                        LocalMemory(bytes: bk * bq * 4), LocalMemory(bytes: bq * dp * 4), LocalMemory(bytes: 3 * bq * 4), LocalMemory(bytes: 4 * bq * 4)]))
+        if config.variant == "decode" {
+            let bk = config["BK"]!
+            events.append(try core.kernel("attn_decode", options: options, files: files).launch(
+                on: context.queue, global: [kvs, b * hkv], local: [1, 1],
+                arguments: sizes + placements + [LocalMemory(bytes: 16 * dp * 4), LocalMemory(bytes: 16 * dp * 4), LocalMemory(bytes: 16 * bk * 4),
+                                                 LocalMemory(bytes: 48 * 4), LocalMemory(bytes: 64 * 4)]))
+        } else {
+            let (bq, bk, wg, pack) = (config["BQ"]!, config["BK"]!, config["WG"]!, config["PACK"]! == 1)
+            let rows = pack ? problem.group * lq : lq
+            events.append(try core.kernel("attn_forward", options: options, files: files).launch(
+                on: context.queue, global: [ceilDiv(rows, bq) * wg, b * (pack ? hkv : hq), kvs], local: [wg, 1, 1],
+                arguments: sizes + placements + [mapArgument, Int32(nqb), Int32(nkb),
+                            LocalMemory(bytes: dp * bq * 4), LocalMemory(bytes: bk * dp * 4), LocalMemory(bytes: bk * dp * 4),
+                            LocalMemory(bytes: bk * bq * 4), LocalMemory(bytes: bq * dp * 4), LocalMemory(bytes: 3 * bq * 4), LocalMemory(bytes: 4 * bq * 4)]))
+        }
         if kvs > 1 {
             events.append(try core.kernel("attn_forward_combine", options: options, files: files).launch(
                 on: context.queue, global: [roundUp(nrows, 64)], local: [64],
