@@ -185,6 +185,13 @@ __kernel void attn_forward_combine(const int NROWS, const int LQ, const int HQ, 
  * NDRange: global (KVS, BATCH * HQ / GROUP), local (1, 1).
  * Local: Qs 16*DP, Oa 16*DP, S 16*BK, St 3*16 floats; Ri 4*16 ints.
  */
+/* VW values of an existing row from column k: a plain load when D is a multiple of VW, else zeros beyond D */
+#if DP == D
+  #define AT_LOAD_ROW(X, row, k) LOADF(VW, X, (row) + (k))
+#else
+  #define AT_LOAD_ROW(X, row, k) at_load(X, row, 1, k)
+#endif
+
 __kernel __attribute__((reqd_work_group_size(1, 1, 1)))
 void attn_decode(const int BATCH, const int LQ, const int LK, const int HQ, const int GROUP,
                  const __global real* Q, const long4 qa, const __global real* K, const long4 ka,
@@ -225,14 +232,32 @@ void attn_decode(const int BATCH, const int LQ, const int LK, const int HQ, cons
     /* the scores, a row's query in registers against each key of the tile */
     for (int r = 0; r < R; ++r) {
       AT_VT qv[DP / VW];
+      _Pragma("unroll")
       for (int v = 0; v < DP / VW; ++v) qv[v] = FLOAD(VW, Qs, r * DP + v * VW);
+#if VW == 16
+      /* 16 keys at a time, their dot products summed across lanes together; a key past the tile's last reads the
+         last one (its score is masked) */
+      for (int j0 = 0; j0 < BK; j0 += 16) {
+        float16 acc[16];
+        _Pragma("unroll")
+        for (int j = 0; j < 16; ++j) {
+          const long row = at_row(ka, b, hk, k0 + min(j0 + j, kvalid - 1));
+          acc[j] = (float16)(0.0f);
+          _Pragma("unroll")
+          for (int v = 0; v < DP / VW; ++v) acc[j] = MADD(qv[v], AT_LOAD_ROW(K, row, v * VW), acc[j]);
+        }
+        vstore16(at_hsum16x16(acc), 0, S + r * BK + j0);
+      }
+#else
       for (int j = 0; j < kvalid; ++j) {
         const long row = at_row(ka, b, hk, k0 + j);
         AT_VT acc = (AT_VT)(0.0f);
-        for (int v = 0; v < DP / VW; ++v) acc = MADD(qv[v], at_load(K, row, 1, v * VW), acc);
+        _Pragma("unroll")
+        for (int v = 0; v < DP / VW; ++v) acc = MADD(qv[v], AT_LOAD_ROW(K, row, v * VW), acc);
         S[r * BK + j] = AT_HSUM(acc);
       }
       for (int j = kvalid; j < BK; ++j) S[r * BK + j] = 0.0f;
+#endif
     }
     /* online softmax per row, 16 keys at a time */
     for (int r = 0; r < R; ++r) {
@@ -266,7 +291,8 @@ void attn_decode(const int BATCH, const int LQ, const int LK, const int HQ, cons
       for (int j = 0; j < kvalid; ++j) {
         const long row = at_row(va, b, hk, k0 + j);
         const AT_VT p = (AT_VT)(S[r * BK + j]);
-        for (int v = 0; v < DP / VW; ++v) acc[v] = MADD(p, at_load(V, row, 1, v * VW), acc[v]);
+        _Pragma("unroll")
+        for (int v = 0; v < DP / VW; ++v) acc[v] = MADD(p, AT_LOAD_ROW(V, row, v * VW), acc[v]);
       }
       for (int v = 0; v < DP / VW; ++v) FSTORE(VW, Oa, r * DP + v * VW, acc[v]);
     }

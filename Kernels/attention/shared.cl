@@ -134,6 +134,25 @@ inline float at_hmax16(float16 v) {
 }
 #define AT_HMAX16(v) at_hmax16(v)
 
+/* The 16 horizontal sums of v[0..15] as one vector (lane j: the sum of v[j]'s lanes): four rounds of pairing halves
+   with shuffle2, 30 shuffles and 15 additions for 16 sums instead of 15 additions each. */
+inline float16 at_hsum16x16(float16* v) {
+  const uint16 lo8 = (uint16)(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+  const uint16 hi8 = (uint16)(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  const uint16 lo4 = (uint16)(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const uint16 hi4 = (uint16)(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  const uint16 lo2 = (uint16)(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29);
+  const uint16 hi2 = (uint16)(2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+  const uint16 lo1 = (uint16)(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const uint16 hi1 = (uint16)(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  float16 a[8], c[4], e[2];
+  /* a[p]: lanes 0-7 partial sums of v[2p], 8-15 of v[2p+1] (8 each); c[p]: 4 lanes each of v[4p..4p+3]; ... */
+  for (int p = 0; p < 8; ++p) a[p] = shuffle2(v[2 * p], v[2 * p + 1], lo8) + shuffle2(v[2 * p], v[2 * p + 1], hi8);
+  for (int p = 0; p < 4; ++p) c[p] = shuffle2(a[2 * p], a[2 * p + 1], lo4) + shuffle2(a[2 * p], a[2 * p + 1], hi4);
+  for (int p = 0; p < 2; ++p) e[p] = shuffle2(c[2 * p], c[2 * p + 1], lo2) + shuffle2(c[2 * p], c[2 * p + 1], hi2);
+  return shuffle2(e[0], e[1], lo1) + shuffle2(e[0], e[1], hi1);
+}
+
 /* lanes 0..15 */
 #define AT_LANES ((int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
 
