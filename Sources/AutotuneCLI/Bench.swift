@@ -134,6 +134,8 @@ struct BenchOptions: ParsableArguments {
     @Option(name: .customLong("pass"),
             help: ArgumentHelp("Time one kernel role alone (attention and cce: forward or backward; the roles it needs run first, untimed), with that role's baselines.", valueName: "role"))
     var pass: String?
+    @Flag(help: "Before every timed call of ours and of each --config, read through twice the last-level cache (the device's and, on a CPU, the host's), so memory-bound figures are not cache figures. The baselines run as they are (stream-read reads a buffer of its own).")
+    var cold = false
 
     func validate() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
@@ -170,6 +172,8 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
         let problem: Family.Problem
         /// The role timed alone (nil: the whole call).
         let pass: String?
+        /// Bytes read before every timed call (`--cold`), nil without.
+        let cold_bytes: Int?
         let results: [BenchResult]
     }
 
@@ -183,6 +187,8 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
             throw ValidationError("--pass \(pass): \(Family.name) has the roles " + Family.roles.map(\.name).joined(separator: ", "))
         }
         let harness = try family.harness(problem, seed: bench.seed)
+        let cold = try bench.cold ? ColdCaches(context: context) : nil
+        if let cold { progress("  --cold: \(cold.bytes >> 20) MiB read before every timed call") }
         let work = harness.work(role: bench.pass)
 
         // Rows: ours (the dispatcher's choice), each --config, each baseline; timed once per round, interleaved.
@@ -213,7 +219,8 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
             for row in 0..<(configurations.count + baselines.count) where errors[row] == nil {
                 do {
                     if row < configurations.count {
-                        measurements[row].append(try harness.measure(configurations[row], role: bench.pass, repetitions: bench.repetitions))
+                        measurements[row].append(try harness.measure(configurations[row], role: bench.pass, repetitions: bench.repetitions,
+                                                                     beforeEachCall: cold.map { cold in { try cold.evict() } }))
                     } else {
                         baselineRuns[row - configurations.count].append(try baselines[row - configurations.count].measure(bench.repetitions))
                     }
@@ -262,7 +269,7 @@ struct BenchFamily<Family: KernelFamily>: ParsableCommand {
             progress("  \(result.name): " + (result.seconds.map { result.work.rate($0) } ?? "-") + (result.error.map { " (\($0))" } ?? ""))
         }
 
-        let report = Report(kernel: Family.name, device: context.device.name, database: family.core.origin, problem: problem, pass: bench.pass, results: results)
+        let report = Report(kernel: Family.name, device: context.device.name, database: family.core.origin, problem: problem, pass: bench.pass, cold_bytes: cold?.bytes, results: results)
         if output.json { try printJSON(report); return }
         let ours = results[0].seconds ?? .nan
         print("\(Family.name) \(problem)" + (bench.pass.map { " (\($0) pass alone)" } ?? "") + " on \(context.device.name)")

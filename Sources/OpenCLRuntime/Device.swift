@@ -24,6 +24,8 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
     public let computeUnits: Int
     public let maxClockMHz: Int
     public let globalMemoryBytes: Int
+    /// The device's global memory cache (`CL_DEVICE_GLOBAL_MEM_CACHE_SIZE`; 0 when it reports none).
+    public let globalMemoryCacheBytes: Int
     public let maxAllocationBytes: Int
     public let localMemoryBytes: Int
     /// Whether local memory is dedicated (`CL_LOCAL`) rather than emulated in global memory.
@@ -70,6 +72,7 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
         computeUnits = Int(try Device.value(id, CL_DEVICE_MAX_COMPUTE_UNITS, "CL_DEVICE_MAX_COMPUTE_UNITS") as cl_uint)
         maxClockMHz = Int(try Device.value(id, CL_DEVICE_MAX_CLOCK_FREQUENCY, "CL_DEVICE_MAX_CLOCK_FREQUENCY") as cl_uint)
         globalMemoryBytes = Int(try Device.value(id, CL_DEVICE_GLOBAL_MEM_SIZE, "CL_DEVICE_GLOBAL_MEM_SIZE") as cl_ulong)
+        globalMemoryCacheBytes = Int((try? Device.value(id, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, "CL_DEVICE_GLOBAL_MEM_CACHE_SIZE") as cl_ulong) ?? 0)
         maxAllocationBytes = Int(try Device.value(id, CL_DEVICE_MAX_MEM_ALLOC_SIZE, "CL_DEVICE_MAX_MEM_ALLOC_SIZE") as cl_ulong)
         localMemoryBytes = Int(try Device.value(id, CL_DEVICE_LOCAL_MEM_SIZE, "CL_DEVICE_LOCAL_MEM_SIZE") as cl_ulong)
         let localType: cl_device_local_mem_type = try Device.value(id, CL_DEVICE_LOCAL_MEM_TYPE, "CL_DEVICE_LOCAL_MEM_TYPE")

@@ -1,6 +1,7 @@
 import Autotuning
 import Foundation
 import Testing
+import TunedKernels
 
 /// `autotune bench gemm --config` and `autotune bench per-shape` on the PoCL device, small shapes.
 @Suite(.serialized) struct BenchCommandTests {
@@ -34,6 +35,31 @@ import Testing
         let unreadable = try Self.autotune(["bench", "gemm", "--shape", "7x9x5", "--config", "{MR: 4"])
         #expect(unreadable.status != 0)
         #expect(unreadable.stderr.contains("is not a configuration"))
+    }
+
+    /// `--pass` times one role alone with that role's baselines; `--cold` reads through at least twice the device's
+    /// reported cache before every timed call and says how much; an unknown role is refused.
+    @Test func passAndColdOptions() throws {
+        struct Report: Decodable {
+            struct Result: Decodable { let name: String; let seconds: Double?; let error: String? }
+            let pass: String?
+            let cold_bytes: Int?
+            let results: [Result]
+        }
+        let output = try Self.autotune(["bench", "attention", "--heads", "4", "--kv-heads", "2", "--seq", "1", "--kv-seq", "300", "--dim", "16",
+                                        "--pass", "forward", "--cold", "--repetitions", "1", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let report = try JSONDecoder().decode(Report.self, from: output.stdout)
+        #expect(report.pass == "forward")
+        let cache = Shared.context.map { $0.device.globalMemoryCacheBytes } ?? 0
+        #expect((report.cold_bytes ?? 0) >= min(2 * cache, Shared.context?.device.maxAllocationBytes ?? 0) && (report.cold_bytes ?? 0) >= 1 << 20)
+        #expect(report.results.map(\.name) == ["tunedkernels", "materialized", "stream-read"])
+        #expect(report.results.allSatisfy { $0.seconds != nil && $0.error == nil }, "\(report.results)")
+        let backward = try JSONDecoder().decode(Report.self, from: try Self.autotune(["bench", "attention", "--seq", "20", "--dim", "8", "--pass", "backward",
+                                                                                    "--repetitions", "1", "--json"]).stdout)
+        #expect(backward.results.map(\.name) == ["tunedkernels", "materialized"])
+        let unknown = try Self.autotune(["bench", "attention", "--seq", "20", "--dim", "8", "--pass", "sideways"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("attention has the roles forward, backward"), "\(unknown.stderr)")
     }
 
     /// Every row says what it measured: no raw library lines on stderr (CLBlast's refusal of HGEMM is the row's

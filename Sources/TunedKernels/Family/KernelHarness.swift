@@ -133,9 +133,9 @@ extension KernelHarness {
     /// Measures one whole call with `configuration` for its role (nil: the dispatcher's choices); see
     /// ``measure(_:role:warmup:repetitions:minimumSeconds:cutoff:)``.
     public func measure(_ configuration: Configuration?, warmup: Int = 1, repetitions: Int = 5, minimumSeconds: Double = 0,
-                        cutoff: Double? = nil) throws -> KernelMeasurement {
+                        cutoff: Double? = nil, beforeEachCall: (() throws -> Void)? = nil) throws -> KernelMeasurement {
         try measure(configuration.map { [$0] } ?? [], role: nil, warmup: warmup, repetitions: repetitions, minimumSeconds: minimumSeconds,
-                    cutoff: cutoff)
+                    cutoff: cutoff, beforeEachCall: beforeEachCall)
     }
     public func metrics() throws -> [String: Double] { [:] }
 
@@ -162,10 +162,13 @@ extension KernelHarness {
     /// kernel is timed over enough runs that one slow run cannot decide its median). Last, one untimed call on
     /// poisoned outputs is checked again, and the worse of the two checks is reported.
     ///
-    /// - Parameter cutoff: when the call after the build takes longer than this, the candidate is timed by
-    ///   that call alone (a tuner's early stop for hopeless candidates).
+    /// - Parameters:
+    ///   - cutoff: when the call after the build takes longer than this, the candidate is timed by that call alone (a
+    ///     tuner's early stop for hopeless candidates).
+    ///   - beforeEachCall: run, and waited for, before every warm-up and timed call, outside the timed region
+    ///     (`bench --cold`: ``ColdCaches/evict()``).
     public func measure(_ configurations: [Configuration], role: String?, warmup: Int = 1, repetitions: Int = 5, minimumSeconds: Double = 0,
-                        cutoff: Double? = nil) throws -> KernelMeasurement {
+                        cutoff: Double? = nil, beforeEachCall: (() throws -> Void)? = nil) throws -> KernelMeasurement {
         context.memory.resetPeak()
         try reset()
         try prepare(configurations, role: role)
@@ -193,6 +196,7 @@ extension KernelHarness {
                                launches: launches, metrics: try metrics())
         }
         func timedCall() throws {
+            try beforeEachCall?()
             wall.append(try Self.time {
                 launch = try self.launch(chosen, role: role)
                 try context.queue.finish()
@@ -207,6 +211,7 @@ extension KernelHarness {
             device.removeAll()
         }
         for _ in 1..<max(warmup, 1) {
+            try beforeEachCall?()
             _ = try self.launch(chosen, role: role)
             try context.queue.finish()
         }

@@ -174,6 +174,7 @@ public final class ReferenceKernels {
     private let checked: [(index: Int, sum: Float)]
     private var readBuffer: DeviceBuffer<Float>?
     private var readOutput: DeviceBuffer<Float>?
+    private var evictBuffer: DeviceBuffer<Float>?
 
     /// - Parameter iterations: FMAs per chain of the throughput kernel (the default keeps a run near a millisecond on
     ///   a CPU; the oclgrind test uses a few).
@@ -256,6 +257,24 @@ public final class ReferenceKernels {
         return seconds * bytes / Double(floats * 4)
     }
 
+    /// Reads `bytes` (at least 1 MiB) of a buffer of its own through the streaming-read kernel, untimed: what
+    /// ``ColdCaches`` streams through to evict the caches.
+    public func readThrough(bytes: Int) throws {
+        let floats = max(1 << 18, (bytes + 3) / 4 / 4 * 4)
+        if evictBuffer == nil || evictBuffer!.count != floats {
+            evictBuffer = nil
+            let buffer = try DeviceBuffer<Float>(context, count: floats)
+            try buffer.fill(1)
+            evictBuffer = buffer
+        }
+        let vectors = floats / 4
+        let groups = max(1, min(items, vectors / 16))
+        let perItem = vectors / groups
+        if readOutput == nil || readOutput!.count < groups { readOutput = try DeviceBuffer<Float>(context, count: groups) }
+        _ = try read.launch(on: context.queue, global: [groups], arguments: [evictBuffer!, Int32(perItem), readOutput!])
+        try context.queue.finish()
+    }
+
     /// The seconds the reference takes for `work`: its FLOPs at the FMA throughput (compute-bound), or a
     /// streaming read of its bytes (memory-bound).
     public func seconds(for work: Work, bound: PerformanceBound) throws -> Double {
@@ -263,5 +282,36 @@ public final class ReferenceKernels {
         case .compute: work.flops / (try fmaThroughput())
         case .memory: try streamingReadSeconds(bytes: work.bytes)
         }
+    }
+}
+
+/// `--cold`: before every timed call, a read through twice the last-level cache (the device's reported global
+/// memory cache and, on a CPU device, the host's last cache level, the larger), so that a memory-bound kernel's
+/// inputs come from memory, not from a cache its previous call filled. Written once for every family: the
+/// harness's `measure` calls ``evict()`` outside the timed region.
+public final class ColdCaches {
+    public let bytes: Int
+    private let reader: ReferenceKernels
+
+    public init(context: Context) throws {
+        reader = try ReferenceKernels(context: context, iterations: 1)
+        let device = context.device
+        let cache = max(device.globalMemoryCacheBytes, device.kind == .cpu ? Self.hostLastLevelCacheBytes() : 0, 1 << 20)
+        bytes = min(2 * cache, device.maxAllocationBytes)
+    }
+
+    /// Streams through ``bytes`` of memory (waits).
+    public func evict() throws { try reader.readThrough(bytes: bytes) }
+
+    /// The largest cache level of CPU 0 that Linux reports (`/sys/devices/system/cpu/cpu0/cache/index*/size`), 0 if none.
+    static func hostLastLevelCacheBytes() -> Int {
+        var largest = 0
+        for index in 0..<8 {
+            guard let text = try? String(contentsOfFile: "/sys/devices/system/cpu/cpu0/cache/index\(index)/size", encoding: .utf8) else { continue }
+            let word = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            let scale = word.hasSuffix("K") ? 1 << 10 : word.hasSuffix("M") ? 1 << 20 : word.hasSuffix("G") ? 1 << 30 : 1
+            if let value = Int(word.trimmingCharacters(in: CharacterSet.decimalDigits.inverted)) { largest = max(largest, value * scale) }
+        }
+        return largest
     }
 }
