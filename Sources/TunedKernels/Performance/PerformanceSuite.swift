@@ -293,8 +293,10 @@ public final class ColdCaches {
     public let bytes: Int
     private let reader: ReferenceKernels
 
+    /// Reads through a context of its own on the context's device, so its buffer is not counted in the measured
+    /// context's device memory (the rows' peak and extra bytes).
     public init(context: Context) throws {
-        reader = try ReferenceKernels(context: context, iterations: 1)
+        reader = try ReferenceKernels(context: try Context(device: context.device), iterations: 1)
         let device = context.device
         let cache = max(device.globalMemoryCacheBytes, device.kind == .cpu ? Self.hostLastLevelCacheBytes() : 0, 1 << 20)
         bytes = min(2 * cache, device.maxAllocationBytes)
