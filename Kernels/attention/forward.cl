@@ -176,14 +176,14 @@ __kernel void attn_forward_combine(const int NROWS, const int LQ, const int HQ, 
 /*
  * attn_decode (the forward role's `decode` variant): decoding, one work-item per work-group (s, y), y = b * HKV + hk:
  * the R = GROUP * LQ rows (at most 16) of the query heads of key/value head hk against split s of the keys they
- * see (a contiguous share of the BK-key tiles). Nothing is staged: a key's row is read once from memory as DP / VW
- * vectors and dotted with every row's query (kept in local memory, fp32, times the scale and log2 e), the dot
- * products summed across lanes; the probabilities then weight V's rows the same way, a row of O at a time in
+ * see (a contiguous share of the BK-key tiles). Nothing is staged: a key's row is read from memory as DP / VW vectors and
+ * dotted with RB rows' queries at a time (kept in local memory, fp32, times the scale and log2 e), 16 dot products
+ * summed across lanes together; the probabilities then weight V's rows the same way, RB rows of O at a time in
  * registers. Memory-bound by design: K and V are read once per split.
  * Rows as attn_forward's PACK: row t is query head hk * GROUP + t / LQ at position t % LQ. Output as attn_forward
  * (KVS > 1: normalized partial rows and their LSE for attn_forward_combine).
  * NDRange: global (KVS, BATCH * HQ / GROUP), local (1, 1).
- * Local: Qs 16*DP, Oa 16*DP, S 16*BK, St 3*16 floats; Ri 4*16 ints.
+ * Local: Qs 16*DP, Oa 16*DP, S 16*BK, St 4*16 floats; Ri 4*16 ints.
  */
 /* VW values of an existing row from column k: a plain load when D is a multiple of VW, else zeros beyond D */
 #if DP == D
@@ -229,34 +229,54 @@ void attn_decode(const int BATCH, const int LQ, const int LK, const int HQ, cons
   const int begin = first + split * share, end = min(first + count, begin + share);
   for (int kt = begin; kt < end; ++kt) {
     const int k0 = kt * BK, kvalid = min(BK, LK - k0);
-    /* the scores, a row's query in registers against each key of the tile */
-    for (int r = 0; r < R; ++r) {
-      AT_VT qv[DP / VW];
+    /* the scores, RB rows' queries in registers against each key of the tile (a key's row is loaded once for the RB
+       rows; rows past the last repeat it and are not stored) */
+    for (int r0 = 0; r0 < R; r0 += RB) {
+      AT_VT qv[RB][DP / VW];
       _Pragma("unroll")
-      for (int v = 0; v < DP / VW; ++v) qv[v] = FLOAD(VW, Qs, r * DP + v * VW);
+      for (int rr = 0; rr < RB; ++rr) {
+        const int source = min(r0 + rr, R - 1);
+        _Pragma("unroll")
+        for (int v = 0; v < DP / VW; ++v) qv[rr][v] = FLOAD(VW, Qs, source * DP + v * VW);
+      }
 #if VW == 16
-      /* 16 keys at a time, their dot products summed across lanes together; a key past the tile's last reads the
-         last one (its score is masked) */
-      for (int j0 = 0; j0 < BK; j0 += 16) {
+      /* 16 / RB keys at a time, the 16 dot products summed across lanes together (lane j * RB + rr); a key past the
+         tile's last reads the last one (its score is masked) */
+      for (int j0 = 0; j0 < BK; j0 += 16 / RB) {
         float16 acc[16];
         _Pragma("unroll")
-        for (int j = 0; j < 16; ++j) {
+        for (int j = 0; j < 16 / RB; ++j) {
           const long row = at_row(ka, b, hk, k0 + min(j0 + j, kvalid - 1));
-          acc[j] = (float16)(0.0f);
           _Pragma("unroll")
-          for (int v = 0; v < DP / VW; ++v) acc[j] = MADD(qv[v], AT_LOAD_ROW(K, row, v * VW), acc[j]);
+          for (int rr = 0; rr < RB; ++rr) acc[j * RB + rr] = (float16)(0.0f);
+          _Pragma("unroll")
+          for (int v = 0; v < DP / VW; ++v) {
+            const float16 kv = AT_LOAD_ROW(K, row, v * VW);
+            _Pragma("unroll")
+            for (int rr = 0; rr < RB; ++rr) acc[j * RB + rr] = MADD(qv[rr][v], kv, acc[j * RB + rr]);
+          }
         }
-        vstore16(at_hsum16x16(acc), 0, S + r * BK + j0);
+        const float16 sums = at_hsum16x16(acc);
+        if (RB == 1) {
+          vstore16(sums, 0, S + r0 * BK + j0);
+        } else {
+          vstore16(sums, 0, St + 48);
+          for (int e = 0; e < 16; ++e)
+            if (r0 + e % RB < R) S[(r0 + e % RB) * BK + j0 + e / RB] = St[48 + e];
+        }
       }
 #else
-      for (int j = 0; j < kvalid; ++j) {
-        const long row = at_row(ka, b, hk, k0 + j);
-        AT_VT acc = (AT_VT)(0.0f);
+      for (int j = 0; j < BK; ++j) {
+        const long row = at_row(ka, b, hk, k0 + min(j, kvalid - 1));
+        AT_VT acc[RB];
+        for (int rr = 0; rr < RB; ++rr) acc[rr] = (AT_VT)(0.0f);
         _Pragma("unroll")
-        for (int v = 0; v < DP / VW; ++v) acc = MADD(qv[v], AT_LOAD_ROW(K, row, v * VW), acc);
-        S[r * BK + j] = AT_HSUM(acc);
+        for (int v = 0; v < DP / VW; ++v) {
+          const AT_VT kv = AT_LOAD_ROW(K, row, v * VW);
+          for (int rr = 0; rr < RB; ++rr) acc[rr] = MADD(qv[rr][v], kv, acc[rr]);
+        }
+        for (int rr = 0; rr < RB && r0 + rr < R; ++rr) S[(r0 + rr) * BK + j] = AT_HSUM(acc[rr]);
       }
-      for (int j = kvalid; j < BK; ++j) S[r * BK + j] = 0.0f;
 #endif
     }
     /* online softmax per row, 16 keys at a time */
@@ -283,18 +303,31 @@ void attn_decode(const int BATCH, const int LQ, const int LK, const int HQ, cons
       St[16 + r] = St[16 + r] * alpha + AT_HSUM16(l);
       St[32 + r] = alpha;
     }
-    /* O += P V, a row of O at a time in registers */
-    for (int r = 0; r < R; ++r) {
-      AT_VT acc[DP / VW];
-      const float alpha = St[32 + r];
-      for (int v = 0; v < DP / VW; ++v) acc[v] = FLOAD(VW, Oa, r * DP + v * VW) * alpha;
+    /* O += P V, RB rows of O at a time in registers (a value row loaded once for them; RB 4 at D 128 spills some,
+       still faster here than splitting D) */
+    for (int r0 = 0; r0 < R; r0 += RB) {
+      AT_VT acc[RB][DP / VW];
+      _Pragma("unroll")
+      for (int rr = 0; rr < RB; ++rr) {
+        const int source = min(r0 + rr, R - 1);
+        const float alpha = St[32 + source];
+        _Pragma("unroll")
+        for (int v = 0; v < DP / VW; ++v) acc[rr][v] = FLOAD(VW, Oa, source * DP + v * VW) * alpha;
+      }
       for (int j = 0; j < kvalid; ++j) {
         const long row = at_row(va, b, hk, k0 + j);
-        const AT_VT p = (AT_VT)(S[r * BK + j]);
+        AT_VT p[RB];
         _Pragma("unroll")
-        for (int v = 0; v < DP / VW; ++v) acc[v] = MADD(p, AT_LOAD_ROW(V, row, v * VW), acc[v]);
+        for (int rr = 0; rr < RB; ++rr) p[rr] = (AT_VT)(S[min(r0 + rr, R - 1) * BK + j]);
+        _Pragma("unroll")
+        for (int v = 0; v < DP / VW; ++v) {
+          const AT_VT vv = AT_LOAD_ROW(V, row, v * VW);
+          _Pragma("unroll")
+          for (int rr = 0; rr < RB; ++rr) acc[rr][v] = MADD(p[rr], vv, acc[rr][v]);
+        }
       }
-      for (int v = 0; v < DP / VW; ++v) FSTORE(VW, Oa, r * DP + v * VW, acc[v]);
+      for (int rr = 0; rr < RB && r0 + rr < R; ++rr)
+        for (int v = 0; v < DP / VW; ++v) FSTORE(VW, Oa, (r0 + rr) * DP + v * VW, acc[rr][v]);
     }
   }
   for (int r = 0; r < R; ++r) {

@@ -16,7 +16,7 @@
  * width, MR x NR the dot products' register block (MR vectors of VW owner-side rows by NR streamed rows), PMR x PNV
  * the accumulations' register block (PMR rows by PNV vectors of VW along D), WG work-items per work-group;
  * the forward's KVS (key splits, combined through the LSE) and PACK (a tile's rows run over the query heads of a
- * group: GROUP * LQ rows per key/value head, for decoding); the backward's KS (key splits).
+ * group: GROUP * LQ rows per key/value head, for decoding); the backward's KS (key splits); the decode kernel's RB (rows per register block).
  * Problem defines: D, DP (D rounded up to VW * PNV), SCALE, USE_SOFTCAP, SOFTCAP, AT_LO, LO_OFF, AT_HI, HI_OFF,
  * SPARSE, MAP_BQ, MAP_BK.
  * Tiles hold fp32 copies of rows in local memory (zero beyond D and beyond the last row): nothing needs a size to
@@ -52,6 +52,9 @@
 #endif
 #ifndef PACK
 #define PACK 0
+#endif
+#ifndef RB
+#define RB 1
 #endif
 #ifndef KS
 #define KS 1

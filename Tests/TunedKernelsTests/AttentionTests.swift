@@ -155,7 +155,7 @@ import Testing
         let backward = #"{"variant":"backward","BQ":16,"BK":32,"VW":16,"MR":2,"NR":4,"PMR":4,"PNV":1,"WG":1,"KS":2}"#
         try OclgrindTests.expectClean(["verify", "attention", "--heads", "4", "--kv-heads", "2", "--seq", "3", "--kv-seq", "45", "--dim", "9",
                                        "--causal", "--softcap", "4", "--config", forward, "--config", backward])
-        let decode = #"{"variant":"decode","BK":32,"VW":16,"KVS":2}"#
+        let decode = #"{"variant":"decode","BK":32,"VW":16,"KVS":2,"RB":2}"#
         try OclgrindTests.expectClean(["verify", "attention", "--heads", "6", "--kv-heads", "2", "--seq", "2", "--kv-seq", "70", "--dim", "20",
                                        "--window", "40,0", "--config", decode])
         let sparse = #"{"variant":"forward","BQ":16,"BK":16,"VW":4,"MR":2,"NR":8,"PMR":8,"PNV":2,"WG":4,"KVS":1,"PACK":0}"#

@@ -184,14 +184,14 @@ public final class Attention: KernelFamily, @unchecked Sendable {
     }
 
     /// The forward's `decode` space (decoding: at most 16 rows per key/value head, one work-item per work-group, no
-    /// staging): keys per tile (BK), vector width along D (VW), key splits (KVS).
+    /// staging): keys per tile (BK), vector width along D (VW), key splits (KVS), rows per register block (RB).
     static func decodeSpace(for problem: AttentionProblem, limits: DeviceLimits) -> SearchSpace {
         let localBytes = limits.localMemoryBytes, d = problem.dim
         return SearchSpace(variant: "decode", parameters: [Parameter("BK", [16, 32, 64, 128, 256]), Parameter("VW", [1, 4, 8, 16]),
-                                                           Parameter("KVS", [1, 2, 4, 8, 16, 32, 64])], constraints: [
+                                                           Parameter("KVS", [1, 2, 4, 8, 16, 32, 64]), Parameter("RB", [1, 2, 4])], constraints: [
             Constraint("KVS <= key tiles", ["KVS", "BK"]) { v in v["KVS"]! == 1 || v["KVS"]! <= ceilDiv(problem.keys, v["BK"]!) },
             Constraint("local memory of D = \(d) <= \(localBytes) bytes", ["BK", "VW"]) { v in
-                (32 * paddedDim(d, vw: v["VW"]!, pnv: 1) + 16 * v["BK"]! + 48 + 64) * 4 <= localBytes
+                (32 * paddedDim(d, vw: v["VW"]!, pnv: 1) + 16 * v["BK"]! + 64 + 64) * 4 <= localBytes
             },
         ])
     }
@@ -249,7 +249,7 @@ public final class Attention: KernelFamily, @unchecked Sendable {
         // (a one-item group's share of the keys is its whole work: 8 splits of 8 key/value heads at Lk 32768, D 128,
         // fp16 took 9.6 ms here against 12.6 for 2 splits).
         let splits = [64, 32, 16, 8, 4, 2, 1].first { $0 <= min(max(1, ceilDiv(4 * target, problem.batch * problem.keyHeads)), ceilDiv(problem.keys, 128)) }!
-        let decode = Configuration(variant: "decode", ["BK": 128, "VW": 16, "KVS": splits])
+        let decode = Configuration(variant: "decode", ["BK": 128, "VW": 16, "KVS": splits, "RB": [4, 2, 1].first { $0 <= problem.seq * problem.group }!])
         let cpu = decoding ? [decode, configuration(16, 64, vw: 16, wg: 1), configuration(16, 32, vw: 16, wg: 1)]
                            : [configuration(64, 64, vw: 16, wg: 1), configuration(32, 32, vw: 16, wg: 1), configuration(16, 16, vw: 16, wg: 1)]
         let gpu = [configuration(32, 32, vw: 4, wg: 64), configuration(16, 16, vw: 4, wg: 16)]
@@ -315,7 +315,7 @@ public final class Attention: KernelFamily, @unchecked Sendable {
             events.append(try core.kernel("attn_decode", options: options, files: files).launch(
                 on: context.queue, global: [kvs, b * hkv], local: [1, 1],
                 arguments: sizes + placements + [LocalMemory(bytes: 16 * dp * 4), LocalMemory(bytes: 16 * dp * 4), LocalMemory(bytes: 16 * bk * 4),
-                                                 LocalMemory(bytes: 48 * 4), LocalMemory(bytes: 64 * 4)]))
+                                                 LocalMemory(bytes: 64 * 4), LocalMemory(bytes: 64 * 4)]))
         } else {
             let (bq, bk, wg, pack) = (config["BQ"]!, config["BK"]!, config["WG"]!, config["PACK"]! == 1)
             let rows = pack ? problem.group * lq : lq
