@@ -65,15 +65,7 @@ extension CutCrossEntropy {
     /// Throws when an output is one of the inputs or another output (the kernels read the inputs while they write
     /// the outputs, so dC would come out wrong).
     func checkAliasing(inputs: [(String, (any AnyDeviceBuffer)?)], outputs: [(String, (any AnyDeviceBuffer)?)]) throws {
-        let named = (inputs + outputs).compactMap { name, buffer in buffer.map { (name, $0) } }
-        let outputNames = Set(outputs.map(\.0))
-        for case let (output, buffer?) in outputs {
-            for (other, candidate) in named where other != output && candidate.memoryHandle == buffer.memoryHandle {
-                let isOutput = outputNames.contains(other)
-                throw CCEError.aliasing("\(output) is the same buffer as \(other); " + (isOutput ? "each output needs its own buffer"
-                                                                                           : "the gradients need buffers apart from the inputs"))
-            }
-        }
+        if let message = BufferAliasing.conflict(inputs: inputs, outputs: outputs) { throw CCEError.aliasing(message) }
     }
 
     /// Throws unless `loss` was computed by this family for `problem` (every option that changes the result or
