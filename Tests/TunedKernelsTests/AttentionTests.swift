@@ -76,7 +76,7 @@ import Testing
                         AttentionProblem(heads: 2, seq: 96, kvSeq: 100, dim: 8, mode: .blockSparse, block: 32, sparsity: 0.5)]
         var generator = SplitMix64(seed: 21)
         for problem in problems {
-            for _ in 0..<4 {
+            for _ in 0..<2 {
                 let chosen = Attention.roles.map { role in
                     let spaces = attention.spaces(for: problem, role: role, given: [:])
                     return spaces[Int(generator.next() % UInt64(spaces.count))].randomConfiguration(using: &generator)!
